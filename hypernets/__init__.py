@@ -1,0 +1,1 @@
+"""hypernets: see README."""

@@ -1,0 +1,1 @@
+"""vmc: see README."""
