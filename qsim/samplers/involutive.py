@@ -30,6 +30,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jax.scipy.special import log_ndtr
+
 from .base import (Info, Kernel, Point, State, check_logdensity_fn, check_positions, check_state,
                    evaluator, merge_params)
 
@@ -43,8 +45,8 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
     """Build an involutive MCMC kernel from three unbatched functions (one walker each).
 
     Args:
-      sample_aux: ``(key, point, v_prev, params) -> v``, a draw of the auxiliary variable given the
-        current :class:`Point` (``point.x (dim,)``, ``point.logdensity ()``, ``point.grad (dim,)`` or
+      sample_aux: ``(xi, point, v_prev, params) -> v``, a draw of the auxiliary variable as a function
+        of a standard-normal vector ``xi (dim,)`` (drawn by the builder) and the current :class:`Point` (``point.x (dim,)``, ``point.logdensity ()``, ``point.grad (dim,)`` or
         None); ``v_prev`` is the persistent momentum ``(dim,)`` when ``persistent`` else None.
       involution: ``(point, v, evaluate, params) -> (new_point, v_new, log_abs_det_jacobian)`` where
         ``evaluate(x) -> Point`` computes the log density (and gradient when ``needs_grad``); it must be
@@ -78,10 +80,10 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
         prm = merge_params(defaults, params)
         evaluate = evaluator(logdensity_fn, needs_grad)
 
-        def one(key, x, lp, g, m):
-            k_aux, k_acc = jax.random.split(key)
+        def one(z, x, lp, g, m):
+            xi, z_acc = z[:-1], z[-1]
             point = Point(x, lp, g)
-            v = sample_aux(k_aux, point, m, prm)
+            v = sample_aux(xi, point, m, prm)
             new, v_new, log_jac = involution(point, v, evaluate, prm)
             log_ratio = (new.logdensity + log_aux(v_new, new, prm) - lp - log_aux(v, point, prm) + log_jac)
             valid = (jnp.isfinite(new.logdensity) & jnp.all(jnp.isfinite(new.x))
@@ -90,17 +92,18 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
                 valid = valid & jnp.all(jnp.isfinite(new.grad))
             log_ratio = jnp.where(valid, log_ratio, -jnp.inf)
             acceptance = jnp.exp(jnp.minimum(log_ratio, 0.0))
-            u = jax.random.uniform(k_acc, (), dtype=x.dtype)
-            accepted = jnp.log(u) < log_ratio
+            accepted = log_ndtr(z_acc) < log_ratio          # log u with u = Phi(z) ~ U(0, 1)
             x_out = jnp.where(accepted, new.x, x)
             lp_out = jnp.where(accepted, new.logdensity, lp)
             g_out = jnp.where(accepted, new.grad, g) if needs_grad else None
             m_out = -jnp.where(accepted, v_new, v) if persistent else None
             return (x_out, lp_out, g_out, m_out), Info(acceptance, accepted, log_ratio)
 
-        keys = jax.random.split(key, state.position.shape[0])
-        (x, lp, g, m), info = jax.vmap(one)(keys, state.position, state.logdensity, state.grad,
-                                            state.momentum)
+        # one draw of standard normals per step (dim for the auxiliary variable + 1 for the accept test):
+        # a single PRNG call keeps compile time and run time low
+        w, d = state.position.shape
+        z = jax.random.normal(key, (w, d + 1), dtype=state.position.dtype)
+        (x, lp, g, m), info = jax.vmap(one)(z, state.position, state.logdensity, state.grad, state.momentum)
         return State(x, lp, g, m), info
 
     return Kernel(init, step, defaults, name)
@@ -109,13 +112,8 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
 # ---------------------------------------------------------------------------------------------------
 # concrete kernels
 
-def _normal(key, x):
-    return jax.random.normal(key, x.shape, dtype=x.dtype)
-
-
-def _refresh(key, point, v_prev, prm):
+def _refresh(xi, point, v_prev, prm):
     """Partial momentum refresh ``a v + sqrt(1 - a^2) xi`` (full refresh when v_prev is None)."""
-    xi = _normal(key, point.x)
     if v_prev is None:
         return xi
     a = jnp.asarray(prm["persistence"], point.x.dtype)
@@ -163,8 +161,8 @@ def rwm(step_size: float = 0.1, *, irreversible: bool = False, persistence: floa
         return involutive(_refresh, involution, _log_std_normal, needs_grad=False, persistent=True,
                           defaults={"step_size": step_size, "persistence": persistence}, name="irreversible_rwm")
 
-    def sample_aux(key, point, _, prm):
-        return point.x + jnp.asarray(prm["step_size"], point.x.dtype) * _normal(key, point.x)
+    def sample_aux(xi, point, _, prm):
+        return point.x + jnp.asarray(prm["step_size"], point.x.dtype) * xi
 
     def swap(point, v, evaluate, prm):
         return evaluate(v), point.x, jnp.zeros((), point.x.dtype)
@@ -189,9 +187,9 @@ def mala(step_size: float = 0.1, *, irreversible: bool = False, persistence: flo
         return involutive(_refresh, inv, _log_std_normal, needs_grad=True, persistent=True,
                           defaults={"step_size": step_size, "persistence": persistence}, name="irreversible_mala")
 
-    def sample_aux(key, point, _, prm):
+    def sample_aux(xi, point, _, prm):
         e = jnp.asarray(prm["step_size"], point.x.dtype)
-        return point.x + e * point.grad + jnp.sqrt(2.0 * e) * _normal(key, point.x)
+        return point.x + e * point.grad + jnp.sqrt(2.0 * e) * xi
 
     def swap(point, v, evaluate, prm):
         return evaluate(v), point.x, jnp.zeros((), point.x.dtype)

@@ -23,6 +23,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jax.scipy.special import log_ndtr
+
 from .base import Kernel, State, check_logdensity_fn, check_positions, check_state, evaluator, merge_params
 
 __all__ = ["orbital", "OrbitalInfo", "weighted_mean", "rotation"]
@@ -78,9 +80,8 @@ def orbital(period: int = 8, step_size: float = 1.0, center=0.0, *, bijection: C
         prm = merge_params(defaults, params)
         evaluate = evaluator(logdensity_fn, False)
 
-        def one(key, x, lp):
-            k_v, k_pick = jax.random.split(key)
-            v = jax.random.normal(k_v, x.shape, dtype=x.dtype)
+        def one(z, x, lp):
+            v, z_pick = z[: x.shape[0]], z[x.shape[0]:]
 
             def body(carry, _):
                 x, v, lj = carry
@@ -99,13 +100,15 @@ def orbital(period: int = 8, step_size: float = 1.0, center=0.0, *, bijection: C
             lse = jax.nn.logsumexp(logw)
             weights = jnp.where(finite, jnp.exp(logw - lse), 0.0)
             weights = jnp.where(jnp.isfinite(lse), weights, jnp.zeros_like(weights).at[0].set(1.0))
-            k = jax.random.categorical(k_pick, jnp.log(weights))
+            gumbel = -jnp.log(-log_ndtr(z_pick))              # Gumbel noise from u = Phi(z)
+            k = jnp.argmax(jnp.log(weights) + gumbel)
             acceptance = 1.0 - weights[0]
             log_ratio = jnp.where(jnp.isfinite(lse), lse - logw[0], -jnp.inf)
             return xs[k], lps[k], acceptance, k != 0, log_ratio, xs, weights
 
-        keys = jax.random.split(key, state.position.shape[0])
-        x, lp, acc, moved, lr, xs, w = jax.vmap(one)(keys, state.position, state.logdensity)
+        w_, d_ = state.position.shape
+        z = jax.random.normal(key, (w_, d_ + period), dtype=state.position.dtype)   # one PRNG call per step
+        x, lp, acc, moved, lr, xs, w = jax.vmap(one)(z, state.position, state.logdensity)
         return State(x, lp, None, None), OrbitalInfo(acc, moved, lr, xs, w)
 
     return Kernel(init, step, defaults, f"orbital{period}")
