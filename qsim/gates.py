@@ -55,47 +55,56 @@ def _const(m) -> Callable[..., np.ndarray]:
     return lambda: arr
 
 
-def _c(x):
-    """Promote a real angle to complex of matching precision (NumPy or JAX)."""
-    return jnp.asarray(x) + 0j
+def _xp(*xs):
+    """NumPy for concrete NumPy/Python values (no JAX dispatch at compile time), jax.numpy otherwise."""
+    return np if all(isinstance(x, (float, int, complex, np.ndarray, np.generic)) for x in xs) else jnp
+
+
+def _mat2(xp, a, b, c, d):
+    return xp.stack([xp.stack([a, b]), xp.stack([c, d])])
 
 
 def _rx(t):
-    c, s = jnp.cos(t / 2), jnp.sin(t / 2)
-    return jnp.stack([jnp.stack([_c(c), -1j * s]), jnp.stack([-1j * s, _c(c)])])
+    xp = _xp(t)
+    c, s = xp.cos(t / 2) + 0j, -1j * xp.sin(t / 2)
+    return _mat2(xp, c, s, s, c)
 
 
 def _ry(t):
-    c, s = jnp.cos(t / 2), jnp.sin(t / 2)
-    return jnp.stack([jnp.stack([_c(c), _c(-s)]), jnp.stack([_c(s), _c(c)])])
+    xp = _xp(t)
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return _mat2(xp, c, -s, s, c)
 
 
 def _rz(t):
-    e = jnp.exp(-0.5j * t)
-    z = jnp.zeros_like(e)
-    return jnp.stack([jnp.stack([e, z]), jnp.stack([z, jnp.conj(e)])])
+    xp = _xp(t)
+    e = xp.exp(-0.5j * t)
+    z = xp.zeros_like(e)
+    return _mat2(xp, e, z, z, xp.conj(e))
 
 
 def _phase(t):
-    e = jnp.exp(1j * t)
-    return jnp.stack([jnp.stack([jnp.ones_like(e), jnp.zeros_like(e)]), jnp.stack([jnp.zeros_like(e), e])])
+    xp = _xp(t)
+    e = xp.exp(1j * t)
+    return _mat2(xp, xp.ones_like(e), xp.zeros_like(e), xp.zeros_like(e), e)
 
 
 def _u3(theta, phi, lam):
-    c, s = jnp.cos(theta / 2), jnp.sin(theta / 2)
-    return jnp.stack([
-        jnp.stack([_c(c), -jnp.exp(1j * lam) * s]),
-        jnp.stack([jnp.exp(1j * phi) * s, jnp.exp(1j * (phi + lam)) * c]),
-    ])
+    xp = _xp(theta, phi, lam)
+    c, s = xp.cos(theta / 2) + 0j, xp.sin(theta / 2) + 0j
+    return _mat2(xp, c, -xp.exp(1j * lam) * s, xp.exp(1j * phi) * s, xp.exp(1j * (phi + lam)) * c)
 
 
 def controlled_matrix(u, n_controls: int = 1):
     """Block-diagonal matrix ``diag(I, ..., I, u)`` controlled on ``n_controls`` leading wires."""
-    u = jnp.asarray(u)
+    xp = _xp(u)
+    u = xp.asarray(u)
     d = u.shape[0]
     full = 2 ** n_controls * d
-    eye = jnp.eye(full, dtype=jnp.result_type(u.dtype, jnp.complex64))
-    return eye.at[full - d:, full - d:].set(u)
+    dt = xp.result_type(u.dtype, xp.complex64)
+    top = xp.concatenate([xp.eye(full - d, dtype=dt), xp.zeros((full - d, d), dtype=dt)], axis=1)
+    bottom = xp.concatenate([xp.zeros((d, full - d), dtype=dt), u.astype(dt)], axis=1)
+    return xp.concatenate([top, bottom], axis=0)
 
 
 def _pp(pauli: np.ndarray):
@@ -103,7 +112,8 @@ def _pp(pauli: np.ndarray):
     pp = np.kron(pauli, pauli)
 
     def f(t):
-        return jnp.cos(t / 2) * jnp.eye(4) - 1j * jnp.sin(t / 2) * pp
+        xp = _xp(t)
+        return xp.cos(t / 2) * xp.eye(4) - 1j * xp.sin(t / 2) * pp
     return f
 
 
