@@ -1,0 +1,120 @@
+"""Optimisers for VMC: optax Adam/LAMB/SGD, stochastic reconfiguration (natural gradient), SINGD.
+
+All share one interface, :class:`VMCOptimizer`:
+
+    opt = make_optimizer("sr", learning_rate=0.05, ...)
+    opt_state = opt.init(params)
+    updates, opt_state = opt.update(grads, opt_state, params, walkers)   # walkers (B, 3N)
+    params = optax.apply_updates(params, updates)
+
+``walkers`` lets natural-gradient methods build the Fisher matrix from per-walker ∇θ log|psi|.
+The learning rate decays as lr / (1 + t / decay) (the reference code's schedule with decay = T/2).
+
+SR ("sr"): δ = (S + λ I)^{-1} g with S the covariance of ∇θ log|psi| over walkers, applied through
+the Woodbury identity (a B x B solve, B = walkers), then scaled so that lr² δᵀSδ <= norm_constraint
+(the KFAC-style trust region).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["VMCOptimizer", "make_optimizer", "OPTIMIZERS", "schedule"]
+
+OPTIMIZERS = ("adam", "lamb", "sgd", "sr", "singd", "kfac")
+
+
+class VMCOptimizer(NamedTuple):
+    """init(params) -> state; update(grads, state, params, walkers) -> (updates, state)."""
+
+    init: Callable[[Any], Any]
+    update: Callable[..., tuple[Any, Any]]
+    name: str
+
+
+def schedule(learning_rate: float, decay: float | None):
+    """lr / (1 + t / decay) (constant if decay is None or <= 0)."""
+    if decay is None or decay <= 0:
+        return lambda t: jnp.asarray(learning_rate)
+    return lambda t: learning_rate / (1.0 + t / decay)
+
+
+class SRState(NamedTuple):
+    count: jax.Array
+
+
+def _sr(log_psi, learning_rate, decay, damping, norm_constraint):
+    lr_fn = schedule(learning_rate, decay)
+    per_walker = jax.vmap(jax.grad(log_psi), (None, 0))
+
+    def init(params):
+        return SRState(jnp.zeros((), jnp.int32))
+
+    def update(grads, state, params, walkers):
+        g, unravel = ravel_pytree(grads)
+        jac = per_walker(params, walkers)
+        O = jax.vmap(lambda t: ravel_pytree(t)[0])(jac)               # (B, P)
+        B = O.shape[0]
+        A = (O - jnp.mean(O, axis=0)) / jnp.sqrt(B)
+        Ag = A @ g
+        T = A @ A.T + damping * jnp.eye(B, dtype=A.dtype)
+        delta = (g - A.T @ jnp.linalg.solve(T, Ag)) / damping
+        quad = jnp.sum((A @ delta) ** 2) + damping * jnp.sum(delta**2)
+        lr = lr_fn(state.count)
+        scale = jnp.minimum(lr, jnp.sqrt(norm_constraint / jnp.maximum(quad, 1e-30)))
+        return unravel(-scale * delta), SRState(state.count + 1)
+
+    return VMCOptimizer(init, update, "sr")
+
+
+def _optax(tx, name):
+    def init(params):
+        return tx.init(params)
+
+    def update(grads, state, params, walkers=None):
+        return tx.update(grads, state, params)
+
+    return VMCOptimizer(init, update, name)
+
+
+def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
+                   learning_rate: float | None = None, decay: float | None = 1000.0,
+                   damping: float = 1e-3, norm_constraint: float = 1e-3, singd_options: dict | None = None
+                   ) -> VMCOptimizer:
+    """An optimiser by name (see OPTIMIZERS). ``log_psi(params, x)`` is needed by "sr" and "singd"
+    (per-walker statistics), ``module`` (the flax module) by "singd"."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    defaults = {"adam": 1e-3, "lamb": 1e-3, "sgd": 1e-2, "sr": 0.1, "singd": 5e-2, "kfac": 5e-2}
+    lr = defaults[name] if learning_rate is None else float(learning_rate)
+    if not lr > 0:
+        raise ValueError(f"learning rate must be positive, got {learning_rate!r}")
+    lr_fn = schedule(lr, decay)
+    if name == "adam":
+        return _optax(optax.adam(lr_fn), name)
+    if name == "lamb":
+        return _optax(optax.lamb(lr_fn), name)
+    if name == "sgd":
+        return _optax(optax.sgd(lr_fn), name)
+    if name == "sr":
+        if log_psi is None:
+            raise ValueError("optimizer 'sr' needs log_psi")
+        return _sr(log_psi, lr, decay, damping, norm_constraint)
+    if name == "singd":
+        from vmc import singd_adapter
+
+        return singd_adapter.make(log_psi, module, lr_fn, damping, singd_options or {})
+    # kfac
+    try:
+        import kfac_jax  # noqa: F401
+    except ImportError:
+        raise ValueError("optimizer 'kfac' needs the optional package kfac-jax (pip install "
+                         "'qsim[kfac]'), which breaks on jax >= 0.9.2; use --optimizer singd "
+                         "(optimizer.structure=dense is the KFAC-like IKFAC mode) or sr") from None
+    raise ValueError("kfac-jax is installed but its 0.0.8 release fails on this jax version "
+                     f"({jax.__version__}); use --optimizer singd or sr")

@@ -1,0 +1,378 @@
+"""The VMC driver: pretraining, burn-in, then per step MCMC -> objective -> optimiser update.
+
+``train(config, out=None)`` runs one configuration (see :data:`DEFAULTS`; nested dicts) and returns
+the summary dict. With ``out`` it writes a run directory (qsim.runs.RunDir): config.json,
+metrics.csv (one row per step: energy, variance, grad_eloc_norm, acceptance, step_size, n_kept,
+nan_skips, step_time_s, error_mha), summary.json, checkpoints/ and energy.png; an existing run
+directory of the same configuration resumes from its last checkpoint and reaches the same numbers
+as an uninterrupted run (random keys are derived from (seed, step), not carried).
+
+NaN guard: a step whose loss, energy or new parameters are not finite is skipped (parameters and
+optimiser state roll back to the previous step; the walkers keep their valid positions); skips are
+counted in ``nan_skips``; ``max_nan_steps`` consecutive skips stop the run with a clear message.
+
+Final evaluation: ``eval.steps`` sampling rounds at fixed parameters; energy and standard error by
+blocking analysis over the per-round means. Atomic units (Hartree, bohr). float64 throughout:
+call :func:`enable_x64` (done by the CLI) before building anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from qsim import samplers
+from vmc import objectives as objectives_mod
+from vmc import optimizers as optimizers_mod
+from vmc import stats, systems
+from vmc.hamiltonian import make_local_energy
+from vmc.networks import make_wavefunction
+
+__all__ = ["DEFAULTS", "TrainState", "train", "build", "enable_x64", "molecule_from_config",
+           "NanError"]
+
+DEFAULTS: dict[str, Any] = {
+    "system": "H2",            # catalog name or path to an .xyz file (Angstrom)
+    "charge": 0,
+    "spin": None,              # n_up - n_down; None: the catalog's / lowest
+    "objective": "fisher_rao",  # fisher_rao | wasserstein | joint
+    "optimizer": "sr",         # adam | lamb | sgd | sr | singd | kfac
+    "steps": 300,
+    "walkers": 256,
+    "seed": 0,
+    "laplacian": "folx",       # folx | jvp
+    "network": {"kind": "ferminet", "hidden": [[32, 8], [32, 8]], "n_det": 4, "jastrow": True},
+    "mcmc": {"steps": 10, "burn_in": 100, "step_size": 0.3},
+    "optim": {"learning_rate": None, "decay": 1000.0, "damping": 1e-3, "norm_constraint": 1e-3,
+              "structure": "dense"},
+    "objective_options": {"clip_width": 5.0, "center": "mean", "n_mad": 5.0, "fr_weight": 1.0},
+    "pretrain": {"steps": 100, "basis": "sto-6g", "learning_rate": 3e-3},
+    "eval": {"steps": 50},
+    "checkpoint_every": 50,
+    "max_nan_steps": 10,
+}
+
+
+class NanError(RuntimeError):
+    """Training produced non-finite values for too many consecutive steps."""
+
+
+class TrainState(NamedTuple):
+    """Everything a step needs (and a checkpoint holds): ``params``, ``opt_state``, ``walkers
+    (B, 3N)``, MCMC ``step_size ()``, ``nan_total ()`` and ``nan_streak ()`` counters."""
+
+    params: Any
+    opt_state: Any
+    walkers: jax.Array
+    step_size: jax.Array
+    nan_total: jax.Array
+    nan_streak: jax.Array
+
+
+def enable_x64() -> None:
+    """Turn on float64 (entry points call this; the library never does it at import time)."""
+    jax.config.update("jax_enable_x64", True)
+
+
+def molecule_from_config(cfg: dict) -> systems.Molecule:
+    name = cfg["system"]
+    if isinstance(name, systems.Molecule):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"system must be a catalog name or an .xyz path, got {type(name).__name__}")
+    if name.lower().endswith(".xyz") or "\n" in name:
+        return systems.from_xyz(name, charge=int(cfg.get("charge", 0)), spin=cfg.get("spin"))
+    return systems.get(name, charge=int(cfg.get("charge", 0)), spin=cfg.get("spin"))
+
+
+def _merge(defaults: dict, cfg: dict | None) -> dict:
+    out = copy.deepcopy(defaults)
+    for k, v in (cfg or {}).items():
+        if k not in out:
+            raise ValueError(f"unknown configuration key {k!r}; known: {sorted(out)}")
+        if isinstance(out[k], dict) and isinstance(v, dict):
+            for kk in v:
+                if kk not in out[k]:
+                    raise ValueError(f"unknown configuration key {k}.{kk!r}; known: {sorted(out[k])}")
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate_config(cfg: dict) -> None:
+    """Bad values raise ValueError naming them, before any heavy work."""
+    for key in ("steps", "walkers"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {cfg[key]!r}")
+    if cfg["walkers"] < objectives_mod.MIN_WALKERS:
+        raise ValueError(f"walkers={cfg['walkers']} is too few for the estimators (clipping width, "
+                         f"median/MAD mask, variance); use at least {objectives_mod.MIN_WALKERS}")
+    if cfg["objective"] not in objectives_mod.OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg['objective']!r}; choose one of "
+                         f"{', '.join(objectives_mod.OBJECTIVES)}")
+    if cfg["optimizer"] not in optimizers_mod.OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; choose one of "
+                         f"{', '.join(optimizers_mod.OPTIMIZERS)}")
+    if cfg["laplacian"] not in ("folx", "jvp"):
+        raise ValueError(f"laplacian must be 'folx' or 'jvp', got {cfg['laplacian']!r}")
+    if int(cfg["mcmc"]["steps"]) < 1:
+        raise ValueError(f"mcmc.steps must be >= 1, got {cfg['mcmc']['steps']!r}")
+    if not float(cfg["mcmc"]["step_size"]) > 0:
+        raise ValueError(f"mcmc.step_size must be positive, got {cfg['mcmc']['step_size']!r}")
+    if int(cfg["eval"]["steps"]) < 0 or int(cfg["checkpoint_every"]) < 1:
+        raise ValueError("eval.steps must be >= 0 and checkpoint_every >= 1")
+
+
+class Built(NamedTuple):
+    mol: systems.Molecule
+    wf: Any
+    objective: Any
+    optimizer: Any
+    local_energy: Any
+
+
+def build(cfg: dict) -> Built:
+    """Molecule, wavefunction, objective and optimiser of a (merged) configuration."""
+    mol = molecule_from_config(cfg)
+    net = cfg["network"]
+    wf = make_wavefunction(mol, net["kind"], hidden=net.get("hidden"), n_det=net.get("n_det"),
+                           jastrow=net.get("jastrow"))
+    e_loc = make_local_energy(wf.log_psi, mol, cfg["laplacian"])
+    oo = cfg["objective_options"]
+    if cfg["objective"] == "fisher_rao":
+        opts = dict(clip_width=oo["clip_width"], center=oo["center"])
+    elif cfg["objective"] == "wasserstein":
+        opts = dict(n_mad=oo["n_mad"])
+    else:
+        opts = dict(clip_width=oo["clip_width"], center=oo["center"], n_mad=oo["n_mad"],
+                    fr_weight=oo["fr_weight"])
+    objective = objectives_mod.make_objective(cfg["objective"], wf.log_psi, mol, local_energy=e_loc, **opts)
+    o = cfg["optim"]
+    opt = optimizers_mod.make_optimizer(
+        cfg["optimizer"], log_psi=wf.log_psi, module=wf.module, learning_rate=o["learning_rate"],
+        decay=o["decay"], damping=o["damping"], norm_constraint=o["norm_constraint"],
+        singd_options={"structure": o.get("structure", "dense")})
+    return Built(mol, wf, objective, opt, e_loc)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def make_train_step(b: Built, mcmc_steps: int):
+    """jit-compiled (state, key) -> (state, metrics)."""
+    kernel = samplers.rwm()
+    adapt = samplers.acceptance_targeting((0.5, 0.55))
+
+    def step(state: TrainState, key):
+        logp = lambda y: 2.0 * b.wf.log_psi(state.params, y)
+        ms = kernel.init(state.walkers, logp)
+        ms, rinfo = samplers.run(kernel, key, ms, logp, {"step_size": state.step_size}, n_steps=mcmc_steps,
+                                 adapt=adapt)
+        x = ms.position
+        (loss, aux), grads = jax.value_and_grad(b.objective, has_aux=True)(state.params, x)
+        updates, new_opt = b.optimizer.update(grads, state.opt_state, state.params, x)
+        new_params = optax.apply_updates(state.params, updates)
+        ok = jnp.isfinite(loss) & jnp.isfinite(aux.energy) & _all_finite(new_params) & _all_finite(new_opt)
+        pick = lambda new, old: jax.tree_util.tree_map(lambda a, c: jnp.where(ok, a, c), new, old)
+        new_state = TrainState(pick(new_params, state.params), pick(new_opt, state.opt_state), x,
+                               rinfo.params["step_size"], state.nan_total + (~ok).astype(jnp.int32),
+                               jnp.where(ok, 0, state.nan_streak + 1).astype(jnp.int32))
+        metrics = {"energy": aux.energy, "variance": aux.variance, "grad_eloc_norm": aux.grad_eloc_norm,
+                   "acceptance": jnp.mean(rinfo.acceptance), "step_size": rinfo.params["step_size"],
+                   "n_kept": aux.n_kept, "nan_skips": new_state.nan_total, "e_loc": aux.e_loc}
+        return new_state, metrics
+
+    return jax.jit(step)
+
+
+def make_mcmc(b: Built, n_steps: int):
+    """jit (params, walkers, step_size, key) -> (walkers, step_size, mean acceptance)."""
+    kernel = samplers.rwm()
+    adapt = samplers.acceptance_targeting((0.5, 0.55))
+
+    def mcmc(params, walkers, width, key):
+        logp = lambda y: 2.0 * b.wf.log_psi(params, y)
+        ms = kernel.init(walkers, logp)
+        ms, rinfo = samplers.run(kernel, key, ms, logp, {"step_size": width}, n_steps=n_steps, adapt=adapt)
+        return ms.position, rinfo.params["step_size"], jnp.mean(rinfo.acceptance)
+
+    return jax.jit(mcmc)
+
+
+def evaluate(step_fn, state: TrainState, key, n_rounds: int):
+    """Local energies (n_rounds, B) at the fixed parameters of ``state``: each round samples with the
+    train step's MCMC and evaluates its energies; the parameter update is discarded (so no second
+    compilation of the local energy is needed)."""
+    out = []
+    for r in range(n_rounds):
+        new, m = step_fn(state, jax.random.fold_in(key, r))
+        state = state._replace(walkers=new.walkers, step_size=new.step_size)
+        out.append(np.asarray(m["e_loc"]))
+    return (np.stack(out) if out else np.zeros((0, state.walkers.shape[0]))), state
+
+
+def _fmt_energy(e: float, err: float) -> str:
+    if not math.isfinite(err) or err <= 0:
+        return f"{e:.5f}"
+    digits = max(0, min(8, -int(math.floor(math.log10(err))) + 1))
+    scaled = int(round(err * 10**digits))
+    return f"{e:.{digits}f}({scaled})"
+
+
+def train(config: dict | None = None, out: str | None = None, progress: bool = False,
+          log=print) -> dict:
+    """Run VMC with ``config`` (merged over DEFAULTS); see the module docstring. Returns the summary."""
+    enable_x64()
+    cfg = _merge(DEFAULTS, config)
+    validate_config(cfg)
+    b = build(cfg)
+    mol = b.mol
+    ref = mol.reference_energy
+    base_key = jax.random.PRNGKey(int(cfg["seed"]))
+    k_init, k_walk, k_pre, k_burn, k_train, k_eval = jax.random.split(base_key, 6)
+    params0 = b.wf.init(k_init)
+    walkers0 = mol.initial_electrons(k_walk, cfg["walkers"])
+    state = TrainState(params0, b.optimizer.init(params0), walkers0,
+                       jnp.asarray(float(cfg["mcmc"]["step_size"]), jnp.float64),
+                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    run_ctx = None
+    if out is not None:
+        from qsim.runs import RunDir
+
+        cfg_record = {**cfg, "system": mol.name if not isinstance(cfg["system"], str) else cfg["system"]}
+        run_ctx = RunDir.open(out, command="vmc", config=cfg_record)
+    with (run_ctx if run_ctx is not None else _NullRun()) as run:
+        run.update_summary(system=mol.name, objective=cfg["objective"], optimizer=cfg["optimizer"],
+                           reference_energy=ref, energy=None, energy_stderr=None, variance=None,
+                           error_mha=None)
+        start = 0
+        restored = run.load_checkpoint(state) if run_ctx is not None else None
+        if restored is not None:
+            last, st = restored
+            state = TrainState(*[jax.tree_util.tree_map(jnp.asarray, s) for s in st])
+            start = last + 1
+            log(f"resuming {out} from step {start}")
+        else:
+            mcmc = make_mcmc(b, int(cfg["mcmc"]["steps"]))
+            if cfg["pretrain"]["steps"] > 0:
+                from vmc.pretrain import pretrain
+
+                t0 = time.perf_counter()
+                pre = pretrain(b.wf, mol, state.params, state.walkers, k_pre, steps=int(cfg["pretrain"]["steps"]),
+                               learning_rate=float(cfg["pretrain"]["learning_rate"]),
+                               basis=cfg["pretrain"]["basis"], step_size=float(state.step_size), mcmc=mcmc)
+                state = state._replace(params=pre.params, walkers=pre.walkers, step_size=pre.step_size,
+                                       opt_state=b.optimizer.init(pre.params))
+                run.update_summary(hf_energy=pre.hf_energy)
+                log(f"pretrained {cfg['pretrain']['steps']} steps to Hartree-Fock ({cfg['pretrain']['basis']}, "
+                    f"E_HF = {pre.hf_energy:.6f} Ha) in {time.perf_counter() - t0:.1f} s; final loss "
+                    f"{pre.losses[-1]:.3g}")
+            n_rounds = -(-int(cfg["mcmc"]["burn_in"]) // int(cfg["mcmc"]["steps"]))
+            w, s = state.walkers, state.step_size
+            for r in range(n_rounds):  # burn-in: the same compiled sampler, mcmc.steps moves per round
+                w, s, _ = mcmc(state.params, w, s, jax.random.fold_in(k_burn, r))
+            state = state._replace(walkers=w, step_size=s)
+
+        step_fn = make_train_step(b, int(cfg["mcmc"]["steps"]))
+        n_steps = int(cfg["steps"])
+        energies: list[float] = []
+        bar = None
+        if progress and n_steps > start:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_steps, initial=start, desc=f"vmc {mol.name}", unit="step", dynamic_ncols=True)
+        try:
+            for t in range(start, n_steps):
+                t0 = time.perf_counter()
+                state, m = step_fn(state, jax.random.fold_in(k_train, t))
+                m = {k: float(v) for k, v in m.items() if k != "e_loc"}
+                dt = time.perf_counter() - t0
+                energies.append(m["energy"])
+                err_mha = (m["energy"] - ref) * 1e3 if ref is not None else None
+                run.log_metrics(t, **m, step_time_s=dt, error_mha=err_mha)
+                if int(state.nan_streak) >= int(cfg["max_nan_steps"]):
+                    raise NanError(
+                        f"{int(state.nan_streak)} consecutive steps produced non-finite energies or "
+                        f"parameters (step {t}); the run stops here. Lower the learning rate "
+                        "(optim.learning_rate), raise optim.damping, or resume from the last checkpoint.")
+                if (t + 1) % int(cfg["checkpoint_every"]) == 0 or t == n_steps - 1:
+                    run.save_checkpoint(t, state)
+                if bar is not None:
+                    window = np.asarray(energies[-max(10, len(energies) // 5):])
+                    e_mean, e_err = float(np.mean(window)), stats.blocking_stderr(window)
+                    post = {"E": _fmt_energy(e_mean, e_err), "var": f"{m['variance']:.3g}",
+                            "acc": f"{m['acceptance']:.2f}"}
+                    if ref is not None:
+                        post["gap_mHa"] = f"{(e_mean - ref) * 1e3:+.1f}"
+                    bar.set_postfix(post, refresh=False)
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+
+        n_eval = int(cfg["eval"]["steps"])
+        summary = {}
+        if n_eval > 0:
+            t0 = time.perf_counter()
+            e_eval, _ = evaluate(step_fn, state, k_eval, n_eval)
+            energy, err = stats.mean_and_stderr(e_eval)
+            variance = float(np.nanvar(e_eval))
+            summary = {"energy": energy, "energy_stderr": err, "variance": variance,
+                       "error_mha": (energy - ref) * 1e3 if ref is not None else None,
+                       "eval_time_s": time.perf_counter() - t0}
+            run.update_summary(**summary)
+            msg = f"{mol.name}: E = {_fmt_energy(energy, err)} Ha, variance {variance:.4g} Ha^2"
+            if ref is not None:
+                msg += f", reference {ref:.6f}: error {(energy - ref) * 1e3:+.2f} ± {err * 1e3:.2f} mHa"
+            log(msg)
+        run.update_summary(nan_skips=int(state.nan_total), n_parameters=int(sum(
+            np.size(x) for x in jax.tree_util.tree_leaves(state.params))))
+        if run_ctx is not None:
+            try:
+                from qsim.plot import plot_runs
+
+                plot_runs([run.path], run.path / "energy.png")
+            except Exception as exc:  # a figure must never fail a finished run
+                log(f"(energy.png not written: {exc})")
+        result = run.write_summary("completed") if run_ctx is not None else {
+            "system": mol.name, "objective": cfg["objective"], "optimizer": cfg["optimizer"],
+            "reference_energy": ref, **summary, "nan_skips": int(state.nan_total), "steps": n_steps}
+    if run_ctx is None:
+        result["params"] = state.params
+    return result
+
+
+class _NullRun:
+    """Stands in for RunDir when no --out is given."""
+
+    path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def update_summary(self, **kw):
+        pass
+
+    def log_metrics(self, step, **kw):
+        pass
+
+    def save_checkpoint(self, step, tree):
+        pass
+
+    def load_checkpoint(self, template):
+        return None
