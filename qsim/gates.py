@@ -24,7 +24,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["GateDef", "GATES", "get_gate", "TWO_TERM", "FOUR_TERM", "controlled_matrix"]
+__all__ = ["GateDef", "GATES", "get_gate", "TWO_TERM", "FOUR_TERM", "controlled_matrix", "op_shift_rule"]
 
 _S2 = math.sqrt(2.0)
 TWO_TERM = ((0.5, math.pi / 2), (-0.5, -math.pi / 2))
@@ -47,6 +47,7 @@ class GateDef:
     pennylane: str | None = None   # pennylane.ops class name
     self_inverse: bool = False
     hermitian_generator: np.ndarray | None = None  # G with U(t) = exp(-i t G) for 1-parameter gates
+    phase_params: tuple[int, ...] = ()  # parameters whose generator already has a zero eigenvalue
 
 
 def _const(m) -> Callable[..., np.ndarray]:
@@ -144,8 +145,8 @@ def _gates() -> dict[str, GateDef]:
         GateDef("RY", 1, 1, _ry, "general", (TWO_TERM,), "ry", "RY", hermitian_generator=_Y / 2),
         GateDef("RZ", 1, 1, _rz, "diagonal", (TWO_TERM,), "rz", "RZ", hermitian_generator=_Z / 2),
         GateDef("PhaseShift", 1, 1, _phase, "diagonal", (TWO_TERM,), "p", "PhaseShift",
-                hermitian_generator=np.diag([0.0, -1.0])),
-        GateDef("U3", 1, 3, _u3, "general", (TWO_TERM,) * 3, "u", "U3"),
+                hermitian_generator=np.diag([0.0, -1.0]), phase_params=(0,)),
+        GateDef("U3", 1, 3, _u3, "general", (TWO_TERM,) * 3, "u", "U3", phase_params=(1, 2)),
         GateDef("CNOT", 2, 0, _const(np.eye(4)[[0, 1, 3, 2]]), "permutation", qiskit="cx",
                 pennylane="CNOT", self_inverse=True),
         GateDef("CZ", 2, 0, _const(np.diag([1, 1, 1, -1])), "diagonal", qiskit="cz", pennylane="CZ",
@@ -160,7 +161,7 @@ def _gates() -> dict[str, GateDef]:
         GateDef("CRY", 2, 1, lambda t: controlled_matrix(_ry(t)), "general", (FOUR_TERM,), "cry", "CRY"),
         GateDef("CRZ", 2, 1, lambda t: controlled_matrix(_rz(t)), "diagonal", (FOUR_TERM,), "crz", "CRZ"),
         GateDef("CPhase", 2, 1, lambda t: controlled_matrix(_phase(t)), "diagonal", (TWO_TERM,), "cp",
-                "ControlledPhaseShift"),
+                "ControlledPhaseShift", phase_params=(0,)),
         GateDef("RXX", 2, 1, _pp(_X), "general", (TWO_TERM,), "rxx", "IsingXX",
                 hermitian_generator=np.kron(_X, _X) / 2),
         GateDef("RYY", 2, 1, _pp(_Y), "general", (TWO_TERM,), "ryy", "IsingYY",
@@ -186,6 +187,19 @@ _ALIASES.update({"cx": "CNOT", "ccx": "Toffoli", "fredkin": "CSWAP", "p": "Phase
                  "paulix": "X", "pauliy": "Y", "pauliz": "Z", "hadamard": "H", "u": "U3",
                  "isingxx": "RXX", "isingyy": "RYY", "isingzz": "RZZ", "qubitunitary": "Unitary",
                  "multicontrolledx": "MCX"})
+
+
+def op_shift_rule(gate: GateDef, param_index: int, n_controls: int = 0) -> tuple:
+    """The parameter-shift rule of one parameter of ``gate`` with ``n_controls`` extra controls.
+
+    Controlling a gate whose generator has eigenvalues +-1/2 adds a zero eigenvalue, so its
+    frequencies become {1/2, 1} and the four-term rule applies; phase-type parameters (generator
+    eigenvalues {0, 1}) keep the two-term rule.
+    """
+    rule = gate.shift_rules[param_index]
+    if n_controls and rule == TWO_TERM and param_index not in gate.phase_params:
+        return FOUR_TERM
+    return rule
 
 
 def get_gate(name: str) -> GateDef:

@@ -89,7 +89,7 @@ def rng():
     return np.random.default_rng(1234)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ref():
     """Reference simulators: ``ref.pennylane(c, p)``, ``ref.aer(c, p)``, ``ref.qiskit_circuit(c, p)``."""
     from types import SimpleNamespace
