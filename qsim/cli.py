@@ -31,7 +31,7 @@ SUBCOMMANDS = (
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str | None = None) -> None:
     parser.add_argument("--out", default=default_out, help="run directory (config, metrics, summary, "
                         "checkpoints, figures); an existing one of the same run resumes")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0, or the config file's)")
     parser.add_argument("--config", default=None, help="TOML file with configuration values")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("overrides", nargs="*", default=[],

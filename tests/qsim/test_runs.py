@@ -1,0 +1,107 @@
+"""Run directories: atomic checkpoints, resume, metrics, different-run refusal, secrets; the CLI shell."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qsim import cli, runs
+
+
+def test_run_directory_contract(tmp_path):
+    out = tmp_path / "run"
+    cfg = {"system": "H2", "steps": 10, "seed": 3, "net": {"width": 8}}
+    state = {"w": np.arange(6.0).reshape(2, 3), "step": np.asarray(0)}
+    with runs.RunDir.open(out, command="demo", config=cfg) as run:
+        assert run.load_checkpoint(state) is None
+        for step in range(4):
+            run.log_metrics(step, energy=-1.0 - step, variance=0.1)
+            state = {"w": state["w"] + 1, "step": np.asarray(step)}
+            run.save_checkpoint(step, state)
+        run.update_summary(energy=-4.0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"] == "demo" and summary["status"] == "completed"
+    assert summary["steps"] == 4 and summary["energy"] == -4.0 and summary["wall_time_s"] >= 0
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["config"]["net"]["width"] == 8 and conf["seed"] == 3 and conf["versions"]["jax"]
+    assert len(list((out / "checkpoints").glob("*.npz"))) == 2  # keeps the last two
+    # resume: same run, the latest checkpoint comes back with dtypes of the template
+    with runs.RunDir.open(out, command="demo", config={**cfg, "steps": 20}) as run:
+        step, restored = run.load_checkpoint({"w": np.zeros((2, 3)), "step": np.asarray(0)})
+        assert step == 3
+        np.testing.assert_array_equal(restored["w"], np.arange(6.0).reshape(2, 3) + 4)
+        run.log_metrics(2, energy=-7.0, variance=0.2)  # an interrupted attempt's rows past 2 are dropped
+    m = runs.read_metrics(out)
+    np.testing.assert_array_equal(m["step"], [0, 1, 2])
+    assert m["energy"][-1] == -7.0
+
+
+def test_different_run_is_refused(tmp_path):
+    with runs.RunDir.open(tmp_path, command="demo", config={"system": "H2"}):
+        pass
+    with pytest.raises(ValueError, match="holds a different run \\(system: 'H2' there, 'LiH' now\\)"):
+        runs.RunDir.open(tmp_path, command="demo", config={"system": "LiH"})
+    with pytest.raises(ValueError, match="holds a 'demo' run"):
+        runs.RunDir.open(tmp_path, command="other", config={"system": "H2"})
+
+
+def test_failed_and_interrupted_status(tmp_path):
+    with pytest.raises(RuntimeError):
+        with runs.RunDir.open(tmp_path / "a", command="demo", config={}):
+            raise RuntimeError("boom")
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["status"] == "failed" and "boom" in s["error"]
+    with pytest.raises(KeyboardInterrupt):
+        with runs.RunDir.open(tmp_path / "b", command="demo", config={}):
+            raise KeyboardInterrupt
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_credentials_are_never_written(tmp_path):
+    with pytest.raises(ValueError, match="looks like a credential"):
+        runs.RunDir.open(tmp_path, command="demo", config={"backend": {"token": "abc"}})
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_checkpoint_shape_mismatch_is_clear(tmp_path):
+    with runs.RunDir.open(tmp_path, command="demo", config={}) as run:
+        run.save_checkpoint(0, {"w": np.zeros(3)})
+        with pytest.raises(ValueError, match="does not match"):
+            run.load_checkpoint({"w": np.zeros(4)})
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    runs.atomic_write_text(target, "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(runs.os, "replace", boom)
+    with pytest.raises(OSError):
+        runs.atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_config_resolution(tmp_path):
+    import argparse
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("steps = 5\n[net]\nwidth = 16\n")
+    p = argparse.ArgumentParser()
+    cli.add_common_arguments(p)
+    args = p.parse_args(["--config", str(toml), "--seed", "4", "net.depth=3", "lr=1e-3"])
+    cfg = cli.resolve_config({"steps": 1, "lr": 0.1, "net": {"width": 8, "depth": 2}}, args)
+    assert cfg == {"steps": 5, "lr": 1e-3, "net": {"width": 16, "depth": 3}, "seed": 4}
+    bad = p.parse_args(["net.height=3"])
+    with pytest.raises(ValueError, match="unknown configuration key 'net.height'"):
+        cli.resolve_config({"net": {"width": 8}}, bad)
+
+
+def test_console_script_help_and_version():
+    out = subprocess.run([sys.executable, "-m", "qsim.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("qsim ")
+    out = subprocess.run([sys.executable, "-m", "qsim.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: qsim" in out.stdout
