@@ -1,0 +1,286 @@
+"""Structured square matrices for SINGD's Kronecker factors, stored compactly.
+
+Each structure is a linear space of d x d matrices closed under multiplication, with
+
+* ``identity()`` / ``zeros()`` -- compact forms;
+* ``to_dense(c) -> (d, d)``;
+* ``project(m) -> c`` -- the orthogonal projection Pi of a dense matrix onto the space (an entry mask,
+  or the mean of each tied diagonal for Toeplitz);
+* ``gram(x, scale) -> c`` -- ``Pi(scale * x^T x)`` for rows ``x (n, d)``, computed without forming the
+  dense d x d product where the structure allows;
+* ``mul(a, b) -> c`` -- the product ``a @ b`` (stays in the space);
+* ``left(c, x, transpose) -> (d, m)`` -- ``c @ x`` or ``c^T @ x`` for ``x (d, m)``;
+* ``trace(c) -> ()``.
+
+Compact forms (memory per factor): dense ``(d, d)``; diagonal ``(d,)``; block ``(nb, k, k)`` full blocks
+plus a ``(r, r)`` remainder block (d = nb k + r); hierarchical ``A (h, h)``, ``B (h, d - h)``, ``D (d - h,)``
+for ``[[A, B], [0, diag(D)]]``; lower/upper-triangular Toeplitz the first column/row ``(d,)``.
+Linear operations (sums, scalar multiples) act leaf-wise on the compact form.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["STRUCTURES", "make_structure", "Dense", "Diagonal", "Block", "Hierarchical", "TrilToeplitz",
+           "TriuToeplitz"]
+
+STRUCTURES = ("dense", "diagonal", "block", "hierarchical", "tril_toeplitz", "triu_toeplitz")
+
+
+class Dense(NamedTuple):
+    d: int
+    dtype: object
+
+    def identity(self):
+        return jnp.eye(self.d, dtype=self.dtype)
+
+    def zeros(self):
+        return jnp.zeros((self.d, self.d), self.dtype)
+
+    def to_dense(self, c):
+        return c
+
+    def project(self, m):
+        return m
+
+    def gram(self, x, scale):
+        return scale * (x.T @ x)
+
+    def mul(self, a, b):
+        return a @ b
+
+    def left(self, c, x, transpose=False):
+        return (c.T if transpose else c) @ x
+
+    def trace(self, c):
+        return jnp.trace(c)
+
+
+class Diagonal(NamedTuple):
+    d: int
+    dtype: object
+
+    def identity(self):
+        return jnp.ones((self.d,), self.dtype)
+
+    def zeros(self):
+        return jnp.zeros((self.d,), self.dtype)
+
+    def to_dense(self, c):
+        return jnp.diag(c)
+
+    def project(self, m):
+        return jnp.diag(m)
+
+    def gram(self, x, scale):
+        return scale * jnp.sum(x * x, axis=0)
+
+    def mul(self, a, b):
+        return a * b
+
+    def left(self, c, x, transpose=False):
+        return c[:, None] * x
+
+    def trace(self, c):
+        return jnp.sum(c)
+
+
+class Block(NamedTuple):
+    """Block-diagonal: ``nb = d // k`` blocks of size ``k`` and one remainder block of size ``d % k``."""
+
+    d: int
+    dtype: object
+    k: int
+
+    @property
+    def nb(self):
+        return self.d // self.k
+
+    @property
+    def r(self):
+        return self.d - self.nb * self.k
+
+    def identity(self):
+        return (jnp.broadcast_to(jnp.eye(self.k, dtype=self.dtype), (self.nb, self.k, self.k)),
+                jnp.eye(self.r, dtype=self.dtype))
+
+    def zeros(self):
+        return (jnp.zeros((self.nb, self.k, self.k), self.dtype), jnp.zeros((self.r, self.r), self.dtype))
+
+    def _split(self, x):  # x (d, ...) -> (nb, k, ...), (r, ...)
+        n = self.nb * self.k
+        return x[:n].reshape((self.nb, self.k) + x.shape[1:]), x[n:]
+
+    def to_dense(self, c):
+        blocks, rem = c
+        out = jax.scipy.linalg.block_diag(*[blocks[i] for i in range(self.nb)], rem) if self.nb else rem
+        return out.reshape(self.d, self.d)
+
+    def project(self, m):
+        n = self.nb * self.k
+        idx = np.arange(self.nb)
+        blocks = m[:n, :n].reshape(self.nb, self.k, self.nb, self.k)[idx, :, idx, :]
+        return blocks, m[n:, n:]
+
+    def gram(self, x, scale):
+        xb, xr = self._split(x.T)                     # (nb, k, n), (r, n)
+        return scale * jnp.einsum("bin,bjn->bij", xb, xb), scale * (xr @ xr.T)
+
+    def mul(self, a, b):
+        return jnp.einsum("bij,bjk->bik", a[0], b[0]), a[1] @ b[1]
+
+    def left(self, c, x, transpose=False):
+        xb, xr = self._split(x)
+        blocks, rem = c
+        if transpose:
+            yb, yr = jnp.einsum("bji,bjm->bim", blocks, xb), rem.T @ xr
+        else:
+            yb, yr = jnp.einsum("bij,bjm->bim", blocks, xb), rem @ xr
+        return jnp.concatenate([yb.reshape((-1,) + x.shape[1:]), yr], axis=0)
+
+    def trace(self, c):
+        return jnp.trace(c[0], axis1=1, axis2=2).sum() + jnp.trace(c[1])
+
+
+class Hierarchical(NamedTuple):
+    """``[[A, B], [0, diag(D)]]`` with a dense ``h x h`` block ``A``, a dense ``h x (d - h)`` block ``B``
+    and a diagonal lower-right block ``D`` (h = min(size, d))."""
+
+    d: int
+    dtype: object
+    h: int
+
+    def identity(self):
+        h, d = self.h, self.d
+        return (jnp.eye(h, dtype=self.dtype), jnp.zeros((h, d - h), self.dtype), jnp.ones((d - h,), self.dtype))
+
+    def zeros(self):
+        h, d = self.h, self.d
+        return (jnp.zeros((h, h), self.dtype), jnp.zeros((h, d - h), self.dtype), jnp.zeros((d - h,), self.dtype))
+
+    def to_dense(self, c):
+        a, b, dd = c
+        top = jnp.concatenate([a, b], axis=1)
+        bottom = jnp.concatenate([jnp.zeros((self.d - self.h, self.h), a.dtype), jnp.diag(dd)], axis=1)
+        return jnp.concatenate([top, bottom], axis=0)
+
+    def project(self, m):
+        h = self.h
+        return m[:h, :h], m[:h, h:], jnp.diag(m[h:, h:])
+
+    def gram(self, x, scale):
+        h = self.h
+        x1, x2 = x[:, :h], x[:, h:]
+        return scale * (x1.T @ x1), scale * (x1.T @ x2), scale * jnp.sum(x2 * x2, axis=0)
+
+    def mul(self, p, q):
+        a1, b1, d1 = p
+        a2, b2, d2 = q
+        return a1 @ a2, a1 @ b2 + b1 * d2[None, :], d1 * d2
+
+    def left(self, c, x, transpose=False):
+        a, b, dd = c
+        x1, x2 = x[: self.h], x[self.h:]
+        if transpose:
+            return jnp.concatenate([a.T @ x1, b.T @ x1 + dd[:, None] * x2], axis=0)
+        return jnp.concatenate([a @ x1 + b @ x2, dd[:, None] * x2], axis=0)
+
+    def trace(self, c):
+        return jnp.trace(c[0]) + jnp.sum(c[2])
+
+
+def _tril_index(d):
+    i, j = np.indices((d, d))
+    off = i - j
+    return np.where(off >= 0, off, 0), off >= 0
+
+
+class TrilToeplitz(NamedTuple):
+    """Lower-triangular Toeplitz: ``K[i, j] = t[i - j]`` for ``i >= j``, stored as ``t (d,)``."""
+
+    d: int
+    dtype: object
+
+    def identity(self):
+        return jnp.zeros((self.d,), self.dtype).at[0].set(1)
+
+    def zeros(self):
+        return jnp.zeros((self.d,), self.dtype)
+
+    def to_dense(self, c):
+        idx, mask = _tril_index(self.d)
+        return jnp.where(mask, c[idx], jnp.zeros((), c.dtype))
+
+    def project(self, m):
+        idx, mask = _tril_index(self.d)
+        sums = jax.ops.segment_sum(jnp.where(mask, m, 0).ravel(), jnp.asarray(idx.ravel()), self.d)
+        return sums / jnp.arange(self.d, 0, -1).astype(m.dtype)
+
+    def gram(self, x, scale):
+        return self.project(scale * (x.T @ x))
+
+    def mul(self, a, b):
+        return jnp.convolve(a, b)[: self.d]
+
+    def left(self, c, x, transpose=False):
+        k = self.to_dense(c)
+        return (k.T if transpose else k) @ x
+
+    def trace(self, c):
+        return self.d * c[0]
+
+
+class TriuToeplitz(NamedTuple):
+    """Upper-triangular Toeplitz: ``K[i, j] = t[j - i]`` for ``j >= i`` (the transpose of TrilToeplitz)."""
+
+    d: int
+    dtype: object
+
+    def _low(self):
+        return TrilToeplitz(self.d, self.dtype)
+
+    def identity(self):
+        return self._low().identity()
+
+    def zeros(self):
+        return self._low().zeros()
+
+    def to_dense(self, c):
+        return self._low().to_dense(c).T
+
+    def project(self, m):
+        return self._low().project(m.T)
+
+    def gram(self, x, scale):
+        return self.project(scale * (x.T @ x))
+
+    def mul(self, a, b):
+        return jnp.convolve(a, b)[: self.d]
+
+    def left(self, c, x, transpose=False):
+        return self._low().left(c, x, transpose=not transpose)
+
+    def trace(self, c):
+        return self.d * c[0]
+
+
+def make_structure(name: str, d: int, dtype, block_size: int = 16, hierarchical_size: int = 16):
+    """The structure ``name`` (one of :data:`STRUCTURES`) for ``d x d`` factors stored in ``dtype``."""
+    if name == "dense":
+        return Dense(d, dtype)
+    if name == "diagonal":
+        return Diagonal(d, dtype)
+    if name == "block":
+        return Block(d, dtype, min(block_size, d))
+    if name == "hierarchical":
+        return Hierarchical(d, dtype, min(hierarchical_size, d))
+    if name == "tril_toeplitz":
+        return TrilToeplitz(d, dtype)
+    if name == "triu_toeplitz":
+        return TriuToeplitz(d, dtype)
+    raise ValueError(f"unknown structure {name!r}; known: {', '.join(STRUCTURES)}")
