@@ -1,0 +1,283 @@
+"""Gradients for backends that only return numbers: parameter shift and SPSA, usable under ``jax.grad``.
+
+    loss = make_expval(backend, circuit, H, shots=1000, gradient="parameter-shift")
+    value = loss(params, key)                  # a JAX scalar
+    g = jax.grad(loss)(params, key)            # parameter shift on the backend (one job per gradient)
+    # optax: updates, opt_state = opt.update(jax.grad(loss)(params, key), opt_state)
+
+**Parameter shift** reads the rule of every gate parameter from the gate table
+(``GateDef.shift_rules``: pairs ``(c, s)`` with ``df/dt = sum c f(t + s)``; two-term rules for Pauli
+rotations, phase shifts, U3 and the Ising gates, four-term rules for CRX/CRY/CRZ). A slot used by
+several gates (shared parameters) gets the sum of the per-use derivatives: the circuit is expanded so
+that every use has its own slot, each use is shifted alone, and the derivatives are summed back.
+Controlled versions of table gates (``Circuit.ctrl``) take the rule that matches their generator's
+spectrum (a controlled Pauli rotation gets the four-term rule, a controlled phase keeps two terms).
+All shifted evaluations go to the backend as one ``expval_batch`` call (one job).
+
+With ``shots`` each shifted evaluation is an independent estimate, so the gradient's variance is
+``sum_k c_k**2 Var f(t + s_k)`` per use (see :func:`parameter_shift_stderr`).
+
+**SPSA** estimates ``g = (f(t + eps d) - f(t - eps d)) / (2 eps) * d`` with a random Rademacher
+direction ``d`` (averaged over ``n_samples`` directions): two evaluations per sample whatever the
+number of parameters; unbiased to ``O(eps**2)`` in expectation.
+
+Both are wrapped in a ``jax.custom_vjp`` whose forward and backward passes call the backend through
+``jax.pure_callback``, so the loss also works inside ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsim.circuit import Circuit, Op, ParamRef
+from qsim.gates import FOUR_TERM, TWO_TERM
+from qsim.operators import PauliSum
+
+__all__ = ["expand_slots", "shift_rule", "parameter_shift_grad", "parameter_shift", "spsa_grad",
+           "make_expval", "parameter_shift_stderr"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# rules
+# ---------------------------------------------------------------------------------------------------
+def _generator_frequencies(op: Op, j: int) -> tuple[float, ...]:
+    """Distinct positive differences of the generator eigenvalues for parameter ``j`` of ``op``."""
+    g = op.gate
+    rng = np.random.default_rng(7)
+    vals = [float(v) for v in rng.uniform(0.2, 1.3, g.num_params)]
+    h = 1e-5
+
+    def m(t):
+        v = list(vals)
+        v[j] = t
+        return np.asarray(g.matrix(*v), dtype=np.complex128)
+
+    t0 = vals[j]
+    u = m(t0)
+    du = (m(t0 + h) - m(t0 - h)) / (2 * h)
+    gen = 1j * u.conj().T @ du
+    ev = np.linalg.eigvals(gen).real
+    if op.n_controls:
+        ev = np.concatenate([ev, [0.0]])   # the uncontrolled block contributes eigenvalue 0
+    diffs = {round(abs(a - b), 4) for a in ev for b in ev if abs(a - b) > 1e-4}
+    return tuple(sorted(diffs))
+
+
+@functools.lru_cache(maxsize=None)
+def _controlled_rule(name: str, j: int, n_controls: int):
+    from qsim.circuit import Op as _Op
+
+    freqs = _generator_frequencies(_Op(name, tuple(range(n_controls + 1)), (), n_controls=n_controls), j)
+    if freqs == (1.0,):
+        return TWO_TERM
+    if freqs == (0.5, 1.0):
+        return FOUR_TERM
+    raise NotImplementedError(f"no parameter-shift rule for controlled {name} (generator frequencies {freqs})")
+
+
+def shift_rule(op: Op, j: int) -> tuple:
+    """The ``((coefficient, shift), ...)`` rule for parameter ``j`` of ``op``."""
+    g = op.gate
+    if not 0 <= j < g.num_params:
+        raise ValueError(f"gate {g.name} has no parameter {j}")
+    if not g.shift_rules:
+        raise NotImplementedError(f"gate {g.name} has no parameter-shift rule in the gate table")
+    if op.n_controls:
+        return _controlled_rule(g.name, j, op.n_controls)
+    return g.shift_rules[j]
+
+
+def expand_slots(circuit: Circuit) -> tuple[Circuit, np.ndarray, list[tuple]]:
+    """Give every use of a slot its own slot.
+
+    Returns:
+        ``(expanded, slot_of_use, rules)``: ``expanded`` has one slot per use (``U`` of them), its
+        params are ``params[slot_of_use]`` (``(U,)`` ints), ``rules[u]`` is the shift rule of use ``u``.
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a qsim.Circuit, got {type(circuit).__name__}")
+    ex = Circuit(circuit.n_wires)
+    slot_of_use: list[int] = []
+    rules: list[tuple] = []
+    for op in circuit.ops:
+        refs = []
+        for j, r in enumerate(op.params):
+            if r.slot is None:
+                refs.append(r)
+                continue
+            rules.append(shift_rule(op, j))
+            refs.append(ParamRef(slot=len(slot_of_use)))
+            slot_of_use.append(r.slot)
+        ex.ops.append(Op(op.name, op.wires, tuple(refs), op.n_controls, op.adjoint, op.matrix))
+    ex.num_params = len(slot_of_use)
+    return ex, np.asarray(slot_of_use, dtype=np.int64), rules
+
+
+def _shift_table(circuit: Circuit):
+    ex, slot_of_use, rules = expand_slots(circuit)
+    rows, coefs, uses = [], [], []
+    for u, rule in enumerate(rules):
+        for c, s in rule:
+            rows.append((u, s))
+            coefs.append(c)
+            uses.append(u)
+    return ex, slot_of_use, rows, np.asarray(coefs), np.asarray(uses, dtype=np.int64)
+
+
+def parameter_shift_grad(evaluate_batch: Callable, circuit: Circuit, params):
+    """``d f / d params`` ``(P,)`` by parameter shift.
+
+    Args:
+        evaluate_batch: ``(B, U) expanded params -> (B,)`` values of ``f`` on ``expand_slots(circuit)[0]``.
+        params: ``(P,)`` parameters of ``circuit``.
+    """
+    ex, slot_of_use, rows, coefs, uses = _shift_table(circuit)
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape != (circuit.num_params,):
+        raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+    if not rows:
+        return np.zeros(circuit.num_params)
+    base = params[slot_of_use]
+    batch = np.repeat(base[None], len(rows), axis=0)
+    for i, (u, s) in enumerate(rows):
+        batch[i, u] += s
+    vals = np.asarray(evaluate_batch(batch), dtype=np.float64).reshape(-1)
+    d_use = np.zeros(len(slot_of_use))
+    np.add.at(d_use, uses, coefs * vals)
+    grad = np.zeros(circuit.num_params)
+    np.add.at(grad, slot_of_use, d_use)
+    return grad
+
+
+def parameter_shift(backend, circuit: Circuit, params, observable: PauliSum, shots=None, key=None):
+    """Parameter-shift gradient ``(P,)`` of ``backend.expval(circuit, params, observable)`` (one batch)."""
+    ex = expand_slots(circuit)[0]
+    return parameter_shift_grad(lambda b: backend.expval_batch(ex, b, observable, shots=shots, key=key),
+                                circuit, params)
+
+
+def parameter_shift_stderr(circuit: Circuit, params, observable: PauliSum, shots: int, backend=None):
+    """Exact standard error ``(P,)`` of the ``shots``-shot parameter-shift gradient (needs an exact
+    backend; default ``statevector``): ``sqrt(sum_k c_k**2 Var_k / shots)`` summed over uses."""
+    if backend is None:
+        from qsim.backends import get_backend
+
+        backend = get_backend("statevector")
+    ex, slot_of_use, rows, coefs, uses = _shift_table(circuit)
+    params = np.asarray(params, dtype=np.float64)
+    base = params[slot_of_use]
+    var = np.zeros(circuit.num_params)
+    for (u, s), c in zip(rows, coefs):
+        p = base.copy()
+        p[u] += s
+        se = backend.shot_stderr(ex, p, observable, shots)
+        var[slot_of_use[u]] += c * c * se * se
+    return np.sqrt(var)
+
+
+def spsa_grad(evaluate_batch: Callable, params, key, n_samples: int = 1, epsilon: float = 0.1):
+    """SPSA gradient ``(P,)``: ``mean_k (f(t + eps d_k) - f(t - eps d_k)) / (2 eps) * d_k``.
+
+    ``evaluate_batch``: ``(B, P) -> (B,)``; the ``2 * n_samples`` points go in one batch.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+    params = np.asarray(params, dtype=np.float64)
+    rng = np.random.default_rng(_seed(key))
+    d = rng.choice([-1.0, 1.0], size=(n_samples, params.shape[0]))
+    batch = np.concatenate([params + epsilon * d, params - epsilon * d])
+    vals = np.asarray(evaluate_batch(batch), dtype=np.float64).reshape(-1)
+    diff = (vals[:n_samples] - vals[n_samples:]) / (2 * epsilon)
+    return (diff[:, None] * d).mean(axis=0)
+
+
+def _seed(key) -> int | None:
+    from qsim.backends.base import seed_from_key
+
+    return seed_from_key(key)
+
+
+# ---------------------------------------------------------------------------------------------------
+# jax.custom_vjp wrapper
+# ---------------------------------------------------------------------------------------------------
+def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | None = None,
+                gradient: str = "parameter-shift", n_samples: int = 1, epsilon: float = 0.1):
+    """A differentiable loss ``f(params, key=None) -> scalar`` evaluated on ``backend``.
+
+    ``jax.grad(f)`` runs ``gradient`` ("parameter-shift" or "spsa") on the backend. ``key`` (a
+    ``jax.random`` key) seeds the forward pass and, folded, the gradient's evaluations; without it
+    the backend's own generator is used. Works eagerly and under ``jax.jit`` (through
+    ``jax.pure_callback``).
+    """
+    if isinstance(backend, str):
+        from qsim.backends import get_backend
+
+        backend = get_backend(backend)
+    if gradient not in ("parameter-shift", "spsa"):
+        raise ValueError(f"gradient must be 'parameter-shift' or 'spsa', got {gradient!r}")
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a qsim.Circuit, got {type(circuit).__name__}")
+    if not isinstance(observable, PauliSum):
+        raise TypeError(f"observable must be a qsim PauliSum, got {type(observable).__name__}")
+    ex = expand_slots(circuit)[0] if gradient == "parameter-shift" else None
+
+    def _key(seed):
+        s = int(seed)
+        return None if s < 0 else s
+
+    def host_value(p, seed):
+        v = backend.expval(circuit, np.asarray(p, np.float64), observable, shots=shots, key=_key(seed))
+        return np.asarray(v, dtype=p.dtype)
+
+    def host_grad(p, seed):
+        k = _key(seed)
+        pp = np.asarray(p, np.float64)
+        if gradient == "parameter-shift":
+            g = parameter_shift_grad(lambda b: backend.expval_batch(ex, b, observable, shots=shots, key=k),
+                                     circuit, pp)
+        else:
+            g = spsa_grad(lambda b: backend.expval_batch(circuit, b, observable, shots=shots, key=k), pp,
+                          k, n_samples=n_samples, epsilon=epsilon)
+        return np.asarray(g, dtype=p.dtype)
+
+    def value(p, seed):
+        return jax.pure_callback(host_value, jax.ShapeDtypeStruct((), p.dtype), p, seed)
+
+    @jax.custom_vjp
+    def f(p, seed):
+        return value(p, seed)
+
+    def fwd(p, seed):
+        return value(p, seed), (p, seed)
+
+    def bwd(res, g):
+        p, seed = res
+        seed_g = jnp.where(seed < 0, seed, seed // 2 + 1_000_003)  # a different, valid seed
+        grad = jax.pure_callback(host_grad, jax.ShapeDtypeStruct(p.shape, p.dtype), p, seed_g)
+        return (g * grad, None)
+
+    f.defvjp(fwd, bwd)
+
+    def loss(params, key=None):
+        params = jnp.asarray(params)
+        if not jnp.issubdtype(params.dtype, jnp.floating):
+            params = params.astype(jnp.float32)
+        if params.shape != (circuit.num_params,):
+            raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+        if key is None:
+            seed = jnp.asarray(-1, jnp.int32)
+        else:
+            if not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+                key = jax.random.wrap_key_data(key)
+            seed = jax.random.randint(key, (), 0, 2**31 - 1, dtype=jnp.int32)
+        return f(params, seed)
+
+    return loss
