@@ -29,6 +29,9 @@ __all__ = ["LearnerConfig", "FlowNet", "TrainState", "init_learner", "make_loss"
            "learned_flow", "train", "LEARNERS", "batch"]
 
 LEARNERS = ("gfm", "am", "cfm")
+# evaluation columns of metrics.csv (empty in training rows; filled by the ``qsim flow`` pipeline)
+EVAL_COLUMNS = ("bhattacharyya_model", "bhattacharyya_target", "overlap", "total_variation",
+                "norm_error", "boundary_mass")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +256,8 @@ def train(cfg: LearnerConfig, source, target, L: float, seed: int = 0, run=None,
             acc = []
             bar.set_postfix(loss=f"{last:.4f}")
             if run is not None:
-                run.log_metrics(k, phase=0, loss=last, nonfinite_steps=n_bad)
+                run.log_metrics(k, phase=0, loss=last, nonfinite_steps=n_bad,
+                                **{c: None for c in EVAL_COLUMNS})
         if run is not None and ((k + 1) % ckpt_every == 0 or k == stop - 1):
             run.save_checkpoint(k, tuple(state))
     return model, state.params, {"final_loss": last, "nonfinite_steps": n_bad,
