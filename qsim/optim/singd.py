@@ -277,8 +277,11 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
             if ai[-1] != d_in or gi[-1] != d_out or ai[:-1] != gi[:-1]:
                 raise ValueError(f"layer_stats[{lp!r}] shapes inputs {ai} / out_grads {gi} do not match the "
                                  f"layer ({d_in} -> {d_out}) or each other")
-            f = jax.lax.cond(do_factors, lambda f: factor_step(f, s_k, s_c, stats, has_bias), lambda f: f,
-                             state.factors[lp])
+            if isinstance(do_factors, jax.core.Tracer):
+                f = jax.lax.cond(do_factors, lambda f: factor_step(f, s_k, s_c, stats, has_bias), lambda f: f,
+                                 state.factors[lp])
+            else:                                   # eager call: plain Python branch, nothing to compile
+                f = factor_step(state.factors[lp], s_k, s_c, stats, has_bias) if bool(do_factors) else state.factors[lp]
             new_factors[lp] = f
             idx = layer_idx[lp]
             grad = g_leaves[idx["kernel"]]

@@ -217,22 +217,47 @@ class TrilToeplitz(NamedTuple):
         return jnp.where(mask, c[idx], jnp.zeros((), c.dtype))
 
     def project(self, m):
-        idx, mask = _tril_index(self.d)
-        sums = jax.ops.segment_sum(jnp.where(mask, m, 0).ravel(), jnp.asarray(idx.ravel()), self.d)
-        return sums / jnp.arange(self.d, 0, -1).astype(m.dtype)
+        """Mean of each lower diagonal, via a skewed reshape (no scatter): entry (i, j) of m[:, ::-1]
+        padded to (d, 2d) lands in column d - 1 + (i - j) of the (d, 2d - 1) reshape."""
+        d = self.d
+        skew = jnp.pad(m[:, ::-1], ((0, 0), (0, d))).reshape(-1)[: d * (2 * d - 1)].reshape(d, 2 * d - 1)
+        sums = jnp.sum(skew, axis=0)[d - 1:]
+        return sums / jnp.arange(d, 0, -1).astype(m.dtype)
 
     def gram(self, x, scale):
-        return self.project(scale * (x.T @ x))
+        """``Pi(scale x^T x)``: the lag-o autocorrelations of the rows, summed over rows, through the FFT
+        (O(n d log d); float32 inside for bfloat16 input), divided by the diagonal lengths d - o."""
+        d = self.d
+        if d < FFT_MIN_DIM:
+            return self.project(scale * (x.T @ x))
+        xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        n = 1 << (2 * d - 1).bit_length()
+        f = jnp.fft.rfft(xf, n, axis=1)
+        ac = jnp.fft.irfft(jnp.sum(f.real ** 2 + f.imag ** 2, axis=0), n)[:d]
+        return (scale.astype(xf.dtype) * ac / jnp.arange(d, 0, -1).astype(xf.dtype)).astype(x.dtype)
 
     def mul(self, a, b):
         return jnp.convolve(a, b)[: self.d]
 
     def left(self, c, x, transpose=False):
+        """``K x`` is a causal convolution of ``t`` with each column of x; ``K^T x`` the reversed one.
+        Through the FFT (O(d log d) per column) for d >= FFT_MIN_DIM in float32/64, else a dense matmul."""
+        d = self.d
+        if d >= FFT_MIN_DIM:
+            dt = jnp.promote_types(x.dtype, jnp.float32)        # no bfloat16 FFT: float32 inside
+            xx = x[::-1] if transpose else x
+            n = 1 << (2 * d - 1).bit_length()
+            y = jnp.fft.irfft(jnp.fft.rfft(c.astype(dt), n)[:, None] * jnp.fft.rfft(xx.astype(dt), n, axis=0),
+                              n, axis=0)[:d].astype(jnp.result_type(c.dtype, x.dtype))
+            return y[::-1] if transpose else y
         k = self.to_dense(c)
         return (k.T if transpose else k) @ x
 
     def trace(self, c):
         return self.d * c[0]
+
+
+FFT_MIN_DIM = 64
 
 
 class TriuToeplitz(NamedTuple):
@@ -257,7 +282,7 @@ class TriuToeplitz(NamedTuple):
         return self._low().project(m.T)
 
     def gram(self, x, scale):
-        return self.project(scale * (x.T @ x))
+        return self._low().gram(x, scale)          # x^T x is symmetric: same diagonal means
 
     def mul(self, a, b):
         return jnp.convolve(a, b)[: self.d]

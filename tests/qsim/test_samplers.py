@@ -217,7 +217,7 @@ def _detailed_balance_pvalue(kernel, params, n=60_000, seed=5):
 
 @pytest.mark.parametrize("name,make,step", [
     pytest.param("rwm", lambda: samplers.rwm(), 1.5, marks=pytest.mark.slow), ("mala", lambda: samplers.mala(), 0.5),
-    ("hmc", lambda: samplers.hmc(n_leapfrog=3), 0.6)])
+    pytest.param("hmc", lambda: samplers.hmc(n_leapfrog=3), 0.6, marks=pytest.mark.slow)])
 def test_detailed_balance(name, make, step):
     """Started from exact samples, one step gives pairs (x, x') whose joint law must be symmetric:
     the counts N_ij and N_ji of an 8x8 histogram agree (chi-square)."""
@@ -242,37 +242,31 @@ def test_detailed_balance_check_can_fail():
 
 
 # ---- API behaviour ------------------------------------------------------------------------------
-def test_step_shapes_dtype_and_determinism():
-    kern = samplers.mala()
-    x0 = jnp.ones((7, 6), jnp.float64)
-    logp = lambda x: -0.5 * jnp.sum(x ** 2)
-    state = kern.init(x0, logp)
-    assert state.position.shape == (7, 6) and state.logdensity.shape == (7,) and state.grad.shape == (7, 6)
-    step = jax.jit(lambda k, s, p: kern.step(k, s, logp, p))
-    s1, i1 = step(jax.random.key(3), state, {"step_size": 0.1})
-    s2, i2 = step(jax.random.key(3), state, {"step_size": 0.1})
-    assert i1.acceptance.shape == (7,) and s1.position.dtype == jnp.float64
-    np.testing.assert_array_equal(s1.position, s2.position)
-    s32 = samplers.mala().init(x0.astype(jnp.float32), logp)
-    out, _ = step(jax.random.key(0), s32, {"step_size": 0.1})
-    assert out.position.dtype == jnp.float32 and out.grad.dtype == jnp.float32
-
-
-def test_step_size_change_does_not_recompile():
+def test_step_shapes_dtype_determinism_and_no_recompile():
     traces = []
 
     def logp(x):
         traces.append(1)
         return -0.5 * jnp.sum(x ** 2)
 
-    kern = samplers.hmc(n_leapfrog=2)
-    state = kern.init(jnp.zeros((4, 3)), logp)
-    f = jax.jit(lambda k, s, p: samplers.run(kern, k, s, logp, p, 5))
-    f(jax.random.key(0), state, {"step_size": 0.1})
+    kern = samplers.mala()
+    x0 = jnp.ones((7, 6), jnp.float64)
+    state = kern.init(x0, logp)
+    assert state.position.shape == (7, 6) and state.logdensity.shape == (7,) and state.grad.shape == (7, 6)
+    step = jax.jit(lambda k, s, p: kern.step(k, s, logp, p))
+    s1, i1 = step(jax.random.key(3), state, {"step_size": 0.1})
     n = len(traces)
-    f(jax.random.key(0), state, {"step_size": 0.37})
-    f(jax.random.key(1), state, {"step_size": jnp.asarray(0.2)})
+    s2, i2 = step(jax.random.key(3), state, {"step_size": 0.1})
+    assert i1.acceptance.shape == (7,) and s1.position.dtype == jnp.float64
+    np.testing.assert_array_equal(s1.position, s2.position)
+    # new step sizes (Python float or array) are arguments: no new trace, no recompilation
+    s3, _ = step(jax.random.key(3), state, {"step_size": 0.37})
+    step(jax.random.key(4), state, {"step_size": jnp.asarray(0.2)})
     assert len(traces) == n
+    assert not np.array_equal(np.asarray(s3.position), np.asarray(s1.position))
+    s32 = kern.init(x0.astype(jnp.float32), logp)
+    out, _ = step(jax.random.key(0), s32, {"step_size": 0.1})
+    assert out.position.dtype == jnp.float32 and out.grad.dtype == jnp.float32
 
 
 def test_refresh_after_density_change():

@@ -163,10 +163,10 @@ def test_ikfac_dense_tends_to_damped_kfac_inverse():
 
 
 # ---- structured matrices --------------------------------------------------------------------------
-@pytest.mark.parametrize("name", STRUCTURES)
-def test_structure_algebra(name):
-    """Compact ops agree with dense linear algebra, and each class is closed under multiplication."""
-    d = 7
+@pytest.mark.parametrize("name,d", [(s, 7) for s in STRUCTURES] + [("tril_toeplitz", 70), ("triu_toeplitz", 70)])
+def test_structure_algebra(name, d):
+    """Compact ops agree with dense linear algebra, and each class is closed under multiplication
+    (d = 70 exercises the FFT paths of the Toeplitz structures)."""
     s = make_structure(name, d, jnp.float64, block_size=BLOCK, hierarchical_size=HIER)
     rng = np.random.default_rng(2)
     a = s.project(jnp.asarray(rng.normal(size=(d, d))))
@@ -177,13 +177,13 @@ def test_structure_algebra(name):
     np.testing.assert_allclose(np.asarray(s.to_dense(s.mul(a, b))), da @ db, atol=1e-12)
     np.testing.assert_allclose(ref_project(name, da @ db), da @ db, atol=1e-12)    # closed
     x = rng.normal(size=(d, 4))
-    np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x))), da @ x, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x), transpose=True)), da.T @ x, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x))), da @ x, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x), transpose=True)), da.T @ x, atol=1e-10)
     rows = rng.normal(size=(9, d))
     m = rng.normal(size=(d, d))
     np.testing.assert_allclose(np.asarray(s.to_dense(s.project(jnp.asarray(m)))), ref_project(name, m), atol=1e-12)
-    np.testing.assert_allclose(np.asarray(s.to_dense(s.gram(jnp.asarray(rows), 0.5))),
-                               ref_project(name, 0.5 * rows.T @ rows), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(s.to_dense(s.gram(jnp.asarray(rows), jnp.asarray(0.5)))),
+                               ref_project(name, 0.5 * rows.T @ rows), atol=1e-10)
     np.testing.assert_allclose(float(s.trace(a)), np.trace(da), atol=1e-12)
 
 
@@ -217,10 +217,10 @@ def test_capture_statistics_reproduce_gradients():
 
     @jax.jit
     def everything(p, x, w):
-        return (value_grad_and_stats(logpsi, p, x, weights=w), layer_statistics(logpsi, p, x),
-                layer_statistics(one, p2, x), layer_statistics(batched, p2, x, batched=True))
+        return (value_grad_and_stats(logpsi, p, x, weights=w), layer_statistics(one, p2, x),
+                layer_statistics(batched, p2, x, batched=True))
 
-    (val, grads, stats), (vals, _), (vals_1, st2), (vals_b, st3) = everything(params, walkers, w)
+    (val, grads, stats), (vals_1, st2), (vals_b, st3) = everything(params, walkers, w)
     exact = jax.grad(lambda p: jnp.sum(w * jax.vmap(lambda r: logpsi(p, r))(walkers)))(params)
     np.testing.assert_allclose(val, jnp.sum(w * jax.vmap(lambda r: logpsi(params, r))(walkers)), rtol=1e-12)
     for k in exact:
@@ -232,8 +232,8 @@ def test_capture_statistics_reproduce_gradients():
         per_example = jnp.einsum("npi,npo->nio", st.inputs, st.out_grads)
         np.testing.assert_allclose(jnp.einsum("n,nio->io", w, per_example), exact[k]["kernel"], rtol=1e-10,
                                    atol=1e-12)
-    # statistics only, and the batched mode
-    np.testing.assert_allclose(vals, jax.vmap(lambda r: logpsi(params, r))(walkers), rtol=1e-12)
+    # statistics only (per-example values returned), and the batched mode
+    np.testing.assert_allclose(vals_1, jax.vmap(lambda r: one(p2, r))(walkers), rtol=1e-12)
     np.testing.assert_allclose(vals_b, vals_1, rtol=1e-12)
     for k in ("Dense_0", "Dense_1"):
         np.testing.assert_allclose(st3[k].out_grads, st2[k].out_grads, rtol=1e-10, atol=1e-12)
@@ -267,7 +267,7 @@ def _adamw_accuracy():
     return _train(optax.adamw(1e-2), uses_stats=False)[2]
 
 
-def _train(tx, steps=200, uses_stats=True):
+def _train(tx, steps=150, uses_stats=True):
     (xtr, ytr), (xte, yte) = _digits()
     model = MLP()
     params = model.init(jax.random.key(0), jnp.zeros((1, 64), jnp.float32))["params"]

@@ -1,0 +1,201 @@
+"""SINGD: training-step time relative to AdamW, optimiser-state memory relative to KFAC.
+
+Two networks: an MLP (128 -> 256 -> 256 -> 256 -> 10, per-example cross-entropy, batch 256) and a
+FermiNet-sized network (one-electron stream width 256, two-electron stream width 32, 4 layers,
+16 determinants, LiH-like 4 electrons; the VMC-style step: per-walker log|psi| statistics and the gradient
+of mean log|psi| for 128 walkers). One step = forward + backward (+ layer statistics for SINGD) +
+optimiser update + apply; timed as a jitted ``lax.scan`` over T = 10 steps (one factor update per scan),
+median of repeats, the optimisers' runs alternating with AdamW's (the machine is shared and noisy).
+
+Memory = bytes of the optimiser state. kfac-jax cannot run with jax 0.10 here, so KFAC's state is
+computed analytically: per dense layer the two dense Kronecker factors ((d_in + 1)^2 + d_out^2) and their
+inverses (the same again), plus one momentum buffer for all parameters, in float32.
+
+    python benchmarks/singd.py [--quick]       # writes benchmarks/results/singd.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from qsim.optim import STRUCTURES, find_dense_layers, singd, value_grad_and_stats  # noqa: E402
+
+T = 10
+
+
+class MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(3):
+            x = nn.tanh(nn.Dense(256)(x))
+        return nn.Dense(10)(x)
+
+
+class FermiNetLike(nn.Module):
+    """FermiNet-sized: streams of width 256 / 32, 4 layers, 16 determinants, isotropic envelopes."""
+
+    n_up: int = 2
+    n_down: int = 2
+    width1: int = 256
+    width2: int = 32
+    layers: int = 4
+    n_det: int = 16
+
+    @nn.compact
+    def __call__(self, r):                       # r (3 n,) bohr -> log|psi|
+        n = self.n_up + self.n_down
+        e = r.reshape(n, 3)
+        atom = jnp.zeros(3)
+        d1 = e - atom
+        h1 = jnp.concatenate([d1, jnp.linalg.norm(d1, axis=-1, keepdims=True)], -1)            # (n, 4)
+        d2 = e[:, None] - e[None]
+        h2 = jnp.concatenate([d2, jnp.sqrt(jnp.sum(d2 ** 2, -1, keepdims=True) + 1e-12)], -1)  # (n, n, 4)
+        for _ in range(self.layers):
+            up, dn = h1[: self.n_up].mean(0), h1[self.n_up:].mean(0)
+            g2u, g2d = h2[:, : self.n_up].mean(1), h2[:, self.n_up:].mean(1)
+            f = jnp.concatenate([h1, jnp.broadcast_to(up, h1.shape), jnp.broadcast_to(dn, h1.shape), g2u, g2d], -1)
+            new1 = jnp.tanh(nn.Dense(self.width1)(f))
+            new2 = jnp.tanh(nn.Dense(self.width2)(h2))
+            h1 = new1 + h1 if new1.shape == h1.shape else new1
+            h2 = new2 + h2 if new2.shape == h2.shape else new2
+        env = jnp.exp(-jnp.linalg.norm(d1, axis=-1))                                           # (n,)
+        logdets, signs = [], []
+        for lo, hi in ((0, self.n_up), (self.n_up, n)):
+            k = hi - lo
+            orb = nn.Dense(k * self.n_det)(h1[lo:hi]).reshape(k, self.n_det, k) * env[lo:hi, None, None]
+            s, ld = jnp.linalg.slogdet(jnp.transpose(orb, (1, 0, 2)))                           # (n_det,)
+            logdets.append(ld)
+            signs.append(s)
+        ld = logdets[0] + logdets[1]
+        return jax.nn.logsumexp(ld, b=signs[0] * signs[1], return_sign=True)[0]
+
+
+def tree_bytes(tree) -> int:
+    return int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
+def kfac_state_bytes(params) -> int:
+    """Analytic KFAC state: momentum for all params + per dense layer dense factors and their inverses."""
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    factors = sum(2 * ((d_in + int(b)) ** 2 + d_out ** 2) for d_in, d_out, b in find_dense_layers(params).values())
+    return 4 * (n_params + factors)
+
+
+def make_problem(name, quick):
+    rng = np.random.default_rng(0)
+    if name == "mlp":
+        model, batch = MLP(), 256
+        x = jnp.asarray(rng.normal(size=(T, batch, 128)), jnp.float32)
+        y = jnp.asarray(rng.integers(0, 10, size=(T, batch)), jnp.int32)
+        params = model.init(jax.random.key(0), x[0])["params"]
+        per_example = lambda p, xi, yi: optax.softmax_cross_entropy_with_integer_labels(
+            model.apply({"params": p}, xi), yi)
+        mean_loss = lambda p, xb, yb: jnp.mean(jax.vmap(lambda a, b: per_example(p, a, b))(xb, yb))
+        data = (x, y)
+    else:
+        model, walkers = FermiNetLike(), (64 if quick else 128)
+        r = jnp.asarray(rng.normal(size=(T, walkers, 12)), jnp.float32)
+        params = model.init(jax.random.key(0), r[0, 0])["params"]
+        per_example = lambda p, ri: model.apply({"params": p}, ri)
+        mean_loss = lambda p, rb: jnp.mean(jax.vmap(lambda a: per_example(p, a))(rb))
+        data = (r,)
+    return params, per_example, mean_loss, data
+
+
+def step_fn(tx, per_example, mean_loss, uses_stats):
+    def run(params, state, data):
+        def body(carry, batch):
+            p, s = carry
+            if uses_stats:
+                loss, g, st = value_grad_and_stats(per_example, p, *batch)
+                u, s = tx.update(g, s, p, layer_stats=st)
+            else:
+                loss, g = jax.value_and_grad(mean_loss)(p, *batch)
+                u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), loss
+
+        (p, s), losses = jax.lax.scan(body, (params, state), data)
+        return p, s, losses
+
+    return jax.jit(run)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and walkers")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "singd.json"))
+    args = ap.parse_args(argv)
+    repeats = 3 if args.quick else 7
+    configs = [(s, None) for s in STRUCTURES] + [("diagonal", "bfloat16"), ("dense", "bfloat16")]
+    results = []
+    for net in ("mlp", "ferminet"):
+        params, per_example, mean_loss, data = make_problem(net, args.quick)
+        n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+        adamw = optax.adamw(1e-3)
+        f_adam = step_fn(adamw, per_example, mean_loss, False)
+        s_adam = adamw.init(params)
+        jax.block_until_ready(f_adam(params, s_adam, data))
+        kfac_bytes = kfac_state_bytes(params)
+        adam_bytes = tree_bytes(s_adam)
+        print(f"{net}: {n_params} parameters, {len(find_dense_layers(params))} dense layers; AdamW state "
+              f"{adam_bytes / 1e6:.2f} MB, KFAC state (analytic) {kfac_bytes / 1e6:.2f} MB", flush=True)
+        for structure, fdt in configs:
+            tx = singd(1e-3, structure, damping=1e-3, update_interval=T,
+                       factor_dtype=jnp.bfloat16 if fdt == "bfloat16" else None)
+            f = step_fn(tx, per_example, mean_loss, True)
+            s0 = tx.init(params)
+            t0 = time.perf_counter()
+            out = f(params, s0, data)
+            jax.block_until_ready(out)
+            compile_s = time.perf_counter() - t0
+            finite = bool(np.all(np.isfinite(np.asarray(out[2]))))
+            ts, ta = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                jax.block_until_ready(f(params, s0, data))
+                ts.append((time.perf_counter() - t0) / T)
+                t0 = time.perf_counter()
+                jax.block_until_ready(f_adam(params, s_adam, data))
+                ta.append((time.perf_counter() - t0) / T)
+            state_bytes = tree_bytes(s0)
+            row = {"network": net, "structure": structure, "factor_dtype": fdt or "float32",
+                   "n_params": n_params, "singd_step_s": statistics.median(ts), "adamw_step_s": statistics.median(ta),
+                   "step_time_ratio_vs_adamw": statistics.median(ts) / statistics.median(ta),
+                   "singd_state_bytes": state_bytes, "adamw_state_bytes": adam_bytes,
+                   "kfac_state_bytes_analytic": kfac_bytes, "memory_ratio_vs_kfac": state_bytes / kfac_bytes,
+                   "compile_plus_first_run_s": compile_s, "losses_finite": finite}
+            results.append(row)
+            print(f"  {structure:14s} {row['factor_dtype']:8s} step {row['singd_step_s'] * 1e3:8.2f} ms vs AdamW "
+                  f"{row['adamw_step_s'] * 1e3:8.2f} ms  ratio {row['step_time_ratio_vs_adamw']:.2f}   state "
+                  f"{state_bytes / 1e6:7.2f} MB  vs KFAC {row['memory_ratio_vs_kfac']:.3f}", flush=True)
+    out = {"benchmark": "singd", "quick": args.quick, "update_interval": T, "repeats": repeats,
+           "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                       "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
+                       "load_average_1min": os.getloadavg()[0]},
+           "versions": {"jax": jax.__version__, "optax": optax.__version__},
+           "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2; KFAC state computed analytically: momentum + "
+                        "per dense layer 2 * ((d_in + 1)^2 + d_out^2) float32 (factors and inverses)",
+           "step_note": "one step = forward + backward (+ statistics capture for SINGD) + update + apply; "
+                        "mean over a jitted scan of T steps containing one factor update; median of repeats",
+           "rows": results}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
