@@ -1,0 +1,325 @@
+"""Training a hypernetwork circuit: exact mode and shot mode.
+
+**Exact mode** minimises the Born expectation ``E(theta) = sum_b p_theta(b) C(b)`` with ``p_theta`` the
+exact output distribution of the circuit (``qsim.probs``, or the equivalent specialised simulator of
+:func:`hypernets.ansatz.make_probs_fn`, engine ``"fast"``) and ``C`` the task's cost landscape; the
+gradient is exact (``jax.grad``). Optimisers: L-BFGS (scipy's L-BFGS-B on the jitted value and
+gradient) or Adam (optax). Each restart starts from angles uniform in [0, 2 pi).
+
+**Shot mode** works on any backend with ``backend.sample(circuit, params, shots=S, key=key) -> (S, n)``
+bits (``qsim.get_backend(name)``): the cost is the average of the sampled networks' costs, gradients
+come from the parameter-shift rule (every slot of these ansatze feeds one RY / phase-shift / RZ gate,
+whose generator has eigenvalues ±1/2: ``dE/dθ_k = (E(θ + π/2 e_k) - E(θ - π/2 e_k)) / 2``) or SPSA, and
+Adam takes the steps. Only the sampled bitstrings' costs are needed, as on hardware.
+
+Results (:func:`evaluate`): ``expected_cost``, ``p_optimal`` (mass on the networks tied at the minimum
+cost, within 1e-9 relative), ``p_top_k`` (mass on the k lowest-cost networks) and the most probable
+networks with their cost and train/test accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .ansatz import init_params, make_ansatz, make_probs_fn
+from .landscape import TIE_RTOL, Landscape
+from .layout import bits_from_index, index_from_bits
+
+__all__ = ["RestartResult", "evaluate", "make_exact_objective", "train_exact", "sample_cost",
+           "parameter_shift_grad", "spsa_grad", "train_shots", "resolve_backend", "StatevectorSampler"]
+
+
+class RestartResult(NamedTuple):
+    """One training run. ``params (P,)``; metrics as in :func:`evaluate`."""
+
+    params: np.ndarray
+    iterations: int
+    expected_cost: float
+    p_optimal: float
+    p_top_k: float
+    most_probable: list          # [{index, probability, cost, train_accuracy, test_accuracy, optimal}]
+    best_accuracy: float         # test accuracy of the most probable network
+    seconds: float
+
+
+# -------------------------------------------------------------------------------------------------
+# metrics
+# -------------------------------------------------------------------------------------------------
+def evaluate(p, landscape: Landscape, top_k: int = 64, n_most_probable: int = 5,
+             rtol: float = TIE_RTOL) -> dict:
+    """Metrics of a distribution ``p (2^N,)`` over networks (see module docstring)."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != landscape.cost.shape:
+        raise ValueError(f"distribution has shape {p.shape}, the landscape {landscape.cost.shape}")
+    opt = landscape.optimal_set(rtol)
+    top = landscape.top_k(top_k)
+    order = np.argsort(-p, kind="stable")[:n_most_probable]
+    optset = set(opt.tolist())
+    mp = [{"index": int(i), "probability": float(p[i]), "cost": float(landscape.cost[i]),
+           "train_accuracy": float(landscape.train_accuracy[i]),
+           "test_accuracy": float(landscape.test_accuracy[i]), "optimal": int(i) in optset} for i in order]
+    return {"expected_cost": float(p @ landscape.cost), "p_optimal": float(p[opt].sum()),
+            "p_top_k": float(p[top].sum()), "most_probable": mp,
+            "best_accuracy": float(landscape.test_accuracy[order[0]])}
+
+
+# -------------------------------------------------------------------------------------------------
+# exact mode
+# -------------------------------------------------------------------------------------------------
+def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None = None, depth: int = 1,
+                         engine: str = "fast"):
+    """``(value_and_grad, probs_fn, circuit)`` for ``E(theta) = probs(theta) . costs``.
+
+    engine: "fast" (the specialised layered simulator) or "qsim" (``qsim.probs`` on the circuit);
+    both compute the same distribution. ``value_and_grad`` is jitted; params ``(2 n depth,)``."""
+    import jax
+    import jax.numpy as jnp
+
+    costs = np.asarray(costs)
+    n = int(costs.shape[0]).bit_length() - 1 if n_qubits is None else int(n_qubits)
+    if costs.shape != (2 ** n,):
+        raise ValueError(f"costs must have shape (2^{n},) = ({2 ** n},) for {n} qubits, got {costs.shape}")
+    circuit = make_ansatz(ansatz, n, depth)
+    if engine == "fast":
+        probs_fn = make_probs_fn(ansatz, n, depth)
+    elif engine == "qsim":
+        import qsim
+
+        def probs_fn(params):
+            return qsim.probs(circuit, params)
+    else:
+        raise ValueError(f"engine must be 'fast' or 'qsim', got {engine!r}")
+    c = jnp.asarray(costs)
+
+    @jax.jit
+    def vg(params):
+        return jax.value_and_grad(lambda q: jnp.dot(probs_fn(q), c.astype(q.dtype)))(params)
+
+    return vg, jax.jit(probs_fn), circuit
+
+
+def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
+    from scipy.optimize import minimize
+
+    dtype = x0.dtype
+    it = [0]
+
+    def fun(x):
+        v, g = vg(np.asarray(x, dtype=dtype))
+        return float(v), np.asarray(g, dtype=np.float64)
+
+    def cb(intermediate_result):
+        it[0] += 1
+        if callback is not None:
+            callback(it[0], float(intermediate_result.fun))
+
+    res = minimize(fun, np.asarray(x0, np.float64), jac=True, method="L-BFGS-B", callback=cb,
+                   options={"maxiter": int(max_iter), "ftol": tol, "gtol": 1e-10, "maxcor": 20})
+    return np.asarray(res.x), it[0]
+
+
+def _adam(vg, x0, steps: int, lr: float, callback):
+    import jax.numpy as jnp
+    import optax
+
+    opt = optax.adam(lr)
+    x = jnp.asarray(x0)
+    state = opt.init(x)
+    for i in range(int(steps)):
+        v, g = vg(x)
+        if not bool(jnp.all(jnp.isfinite(g))):
+            raise FloatingPointError(f"non-finite gradient at Adam step {i}")
+        upd, state = opt.update(g, state, x)
+        x = optax.apply_updates(x, upd)
+        if callback is not None:
+            callback(i + 1, float(v))
+    return np.asarray(x), int(steps)
+
+
+def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: int = 0,
+                ansatz: str = "brickwork", optimizer: str = "lbfgs", max_iter: int = 500,
+                learning_rate: float = 0.05, tol: float = 1e-12, engine: str = "fast",
+                dtype: str = "float64", top_k: int = 64, callback: Callable | None = None,
+                start: int = 0, on_restart: Callable | None = None) -> list[RestartResult]:
+    """Train ``restarts`` circuits of ``depth`` layer steps on ``landscape`` in exact mode.
+
+    callback(restart, iteration, expected_cost) is called every iteration (for progress bars and
+    metrics). Restart ``r`` uses key ``fold_in(key(seed), r)`` so restarts are reproducible one by one
+    (``start`` skips the first ones, for resuming); on_restart(restart, RestartResult) is called as each
+    restart finishes (for checkpoints). The objective is compiled once for all restarts."""
+    import jax
+    import jax.numpy as jnp
+
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if int(restarts) < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
+    n = landscape.num_bits
+    ctx = jax.enable_x64(True) if dtype == "float64" else jax.enable_x64(bool(jax.config.jax_enable_x64))
+    out = []
+    with ctx:
+        jdt = jnp.dtype(dtype)
+        vg, probs_fn, circuit = make_exact_objective(landscape.cost.astype(jdt), ansatz, n, depth, engine)
+        for r in range(int(start), int(restarts)):
+            t0 = time.perf_counter()
+            x0 = np.asarray(init_params(jax.random.fold_in(jax.random.key(seed), r), circuit, jdt))
+
+            def cb(i, value, r=r):
+                callback(r, i, value)
+
+            if optimizer == "lbfgs":
+                x, iters = _lbfgs(vg, x0, max_iter, tol, cb if callback else None)
+            else:
+                x, iters = _adam(vg, jnp.asarray(x0), max_iter, learning_rate, cb if callback else None)
+            p = np.asarray(probs_fn(jnp.asarray(x, jdt)), np.float64)
+            m = evaluate(p / p.sum(), landscape, top_k=top_k)
+            res = RestartResult(np.asarray(x), iters, m["expected_cost"], m["p_optimal"], m["p_top_k"],
+                                m["most_probable"], m["best_accuracy"], time.perf_counter() - t0)
+            out.append(res)
+            if on_restart is not None:
+                on_restart(r, res)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# shot mode
+# -------------------------------------------------------------------------------------------------
+class StatevectorSampler:
+    """The backend protocol on the JAX statevector (``qsim.sample``): used when ``qsim.backends`` is
+    not available; ``sample(circuit, params, shots=S, key=key) -> (S, n)`` int bits."""
+
+    name = "statevector"
+
+    def sample(self, circuit, params, shots: int, key=None):
+        import qsim
+
+        return np.asarray(qsim.sample(circuit, params, shots=int(shots), key=key))
+
+
+def resolve_backend(name_or_backend, **options):
+    """A backend object from a name (``qsim.get_backend``) or an object with ``.sample``."""
+    if not isinstance(name_or_backend, str):
+        if not hasattr(name_or_backend, "sample"):
+            raise TypeError(f"backend {name_or_backend!r} has no sample(circuit, params, shots=, key=) method")
+        return name_or_backend
+    try:
+        import qsim
+
+        return qsim.get_backend(name_or_backend, **options)
+    except ModuleNotFoundError:
+        if name_or_backend == "statevector" and not options:
+            return StatevectorSampler()
+        raise
+
+
+def _sample_indices(backend, circuit, params, shots, key):
+    bits = np.asarray(backend.sample(circuit, params, shots=int(shots), key=key))
+    if bits.ndim != 2 or bits.shape != (int(shots), circuit.n_wires):
+        raise ValueError(f"backend {getattr(backend, 'name', backend)!r} returned samples of shape {bits.shape}, "
+                         f"expected ({int(shots)}, {circuit.n_wires})")
+    return index_from_bits(bits)
+
+
+def sample_cost(backend, circuit, params, costs, shots: int, key) -> tuple[float, float]:
+    """Shot estimate of the Born expectation: (mean of sampled costs, its standard error)."""
+    c = np.asarray(costs)[_sample_indices(backend, circuit, params, shots, key)]
+    return float(c.mean()), float(c.std(ddof=1) / math.sqrt(len(c))) if len(c) > 1 else float("nan")
+
+
+def parameter_shift_grad(backend, circuit, params, costs, shots: int, key) -> np.ndarray:
+    """Parameter-shift gradient of the shot-estimated Born cost; ``2 P`` circuit runs of ``shots``."""
+    import jax
+
+    params = np.asarray(params, dtype=np.float64)
+    g = np.zeros_like(params)
+    keys = jax.random.split(key, 2 * len(params))
+    for k in range(len(params)):
+        e = np.zeros_like(params)
+        e[k] = math.pi / 2
+        plus, _ = sample_cost(backend, circuit, params + e, costs, shots, keys[2 * k])
+        minus, _ = sample_cost(backend, circuit, params - e, costs, shots, keys[2 * k + 1])
+        g[k] = 0.5 * (plus - minus)
+    return g
+
+
+def spsa_grad(backend, circuit, params, costs, shots: int, key, c: float = 0.2, n_dirs: int = 1) -> np.ndarray:
+    """SPSA gradient estimate (``n_dirs`` random ±1 directions, 2 circuit runs each)."""
+    import jax
+
+    params = np.asarray(params, dtype=np.float64)
+    g = np.zeros_like(params)
+    for i in range(int(n_dirs)):
+        kd, k1, k2 = jax.random.split(jax.random.fold_in(key, i), 3)
+        delta = np.asarray(jax.random.rademacher(kd, params.shape), dtype=np.float64)
+        plus, _ = sample_cost(backend, circuit, params + c * delta, costs, shots, k1)
+        minus, _ = sample_cost(backend, circuit, params - c * delta, costs, shots, k2)
+        g += (plus - minus) / (2 * c) * delta
+    return g / n_dirs
+
+
+def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shots: int = 1000,
+                steps: int = 100, learning_rate: float = 0.1, gradient: str = "parameter_shift",
+                ansatz: str = "brickwork", seed: int = 0, spsa_c: float = 0.2, final_shots: int | None = None,
+                callback: Callable | None = None, x0=None, top_k: int = 64) -> dict:
+    """Shot-mode training (module docstring) with Adam; returns a dict with ``params``, the final
+    shot estimate ``expected_cost`` (± ``expected_cost_stderr``), ``most_probable`` (the most
+    frequent network in ``final_shots`` samples with its empirical frequency, cost and accuracies),
+    ``history`` (estimated cost per step) and ``circuit_runs``."""
+    import jax
+    import optax
+
+    if gradient not in ("parameter_shift", "spsa"):
+        raise ValueError(f"gradient must be 'parameter_shift' or 'spsa', got {gradient!r}")
+    if int(shots) < 2:
+        raise ValueError(f"shots must be >= 2, got {shots}")
+    backend = resolve_backend(backend)
+    n = landscape.num_bits
+    circuit = make_ansatz(ansatz, n, depth)
+    costs = landscape.cost
+    key = jax.random.key(seed)
+    x = np.asarray(init_params(jax.random.fold_in(key, 0), circuit, np.float64), np.float64) if x0 is None \
+        else np.asarray(x0, np.float64)
+    if x.shape != (circuit.num_params,):
+        raise ValueError(f"x0 has shape {x.shape}, the circuit takes ({circuit.num_params},)")
+    opt = optax.adam(learning_rate)
+    state = opt.init(x)
+    history, runs = [], 0
+    for t in range(int(steps)):
+        kt = jax.random.fold_in(key, t + 1)
+        kc, kg = jax.random.split(kt)
+        if gradient == "parameter_shift":
+            g = parameter_shift_grad(backend, circuit, x, costs, shots, kg)
+            runs += 2 * len(x)
+        else:
+            g = spsa_grad(backend, circuit, x, costs, shots, kg, c=spsa_c)
+            runs += 2
+        if not np.all(np.isfinite(g)):
+            raise FloatingPointError(f"non-finite shot gradient at step {t}")
+        upd, state = opt.update(g, state, x)
+        x = np.asarray(optax.apply_updates(x, upd))
+        if callback is not None or t == steps - 1:
+            est, _ = sample_cost(backend, circuit, x, costs, shots, kc)
+            runs += 1
+            history.append(est)
+            if callback is not None:
+                callback(t + 1, est)
+    fs = int(final_shots or max(shots, 1000))
+    idx = _sample_indices(backend, circuit, x, fs, jax.random.fold_in(key, 10 ** 6))
+    counts = np.bincount(idx, minlength=2 ** n)
+    top = int(np.argmax(counts))
+    c = costs[idx]
+    opt_set = set(landscape.optimal_set().tolist())
+    return {"params": x, "expected_cost": float(c.mean()), "expected_cost_stderr": float(c.std(ddof=1) / math.sqrt(fs)),
+            "p_optimal_sampled": float(np.mean([i in opt_set for i in idx])),
+            "p_top_k_sampled": float(np.isin(idx, landscape.top_k(top_k)).mean()),
+            "most_probable": {"index": top, "frequency": float(counts[top] / fs), "cost": float(costs[top]),
+                              "train_accuracy": float(landscape.train_accuracy[top]),
+                              "test_accuracy": float(landscape.test_accuracy[top]),
+                              "bits": bits_from_index(np.asarray([top]), n)[0].tolist()},
+            "history": history, "circuit_runs": runs, "steps": int(steps)}
