@@ -19,7 +19,9 @@ backend and job ids). Counts are converted from Qiskit's little-endian strings t
 
 Exact mode (``shots=None``) exists for simulators: ideal circuits use Aer's statevector method, noisy
 ones Aer's density-matrix method with the noise model, followed by the model's readout confusion
-matrices, so it equals the infinite-shot limit of the noisy sampler. Seeds go to ``seed_simulator``.
+matrices, so it equals the infinite-shot limit of the noisy sampler. Noisy shot simulation of
+circuits up to 8 wires also uses the density-matrix method (then samples), which is much faster
+than per-shot noise trajectories. Seeds go to ``seed_simulator``.
 
 Credentials for hardware come only from the environment (``QISKIT_IBM_TOKEN``, and optionally
 ``QISKIT_IBM_CHANNEL``, ``QISKIT_IBM_INSTANCE``) or from the account saved with
@@ -45,6 +47,7 @@ __all__ = ["QiskitBackend", "fake_backend"]
 log = logging.getLogger("qsim.backends")
 
 _CRED_OPTIONS = ("token", "api_key", "password", "credentials")
+_DENSITY_MATRIX_MAX_WIRES = 8   # noisy shot simulation switches to the density-matrix method up to here
 
 
 def fake_backend(name: str):
@@ -127,12 +130,14 @@ class QiskitBackend(BaseBackend):
         service: a ``QiskitRuntimeService`` (or a callable building one from credential keywords).
         mode: a runtime ``Session``/``Batch`` to run primitives in (default: the backend).
         num_qubits: size of ``generic``.
+        simulator_options: extra ``AerSimulator`` options (e.g. ``{"max_parallel_threads": 1}``).
         max_qubits: refuse larger circuits (default: the device size or what memory allows).
     """
 
     def __init__(self, name: str, *, seed: int | None = None, noise_model=None, backend=None, engine=None,
                  estimator: bool = False, optimization_level: int = 1, retry: RetryPolicy | None = None,
-                 service=None, mode=None, num_qubits: int = 5, max_qubits: int | None = None, **unknown):
+                 service=None, mode=None, num_qubits: int = 5, max_qubits: int | None = None,
+                 simulator_options: dict | None = None, **unknown):
         for k in unknown:
             if k.lower() in _CRED_OPTIONS:
                 raise TypeError(f"qiskit backend: do not pass {k!r} as an option; credentials come from the "
@@ -156,6 +161,7 @@ class QiskitBackend(BaseBackend):
         self._mode = mode
         self._cache: dict = {}
         self._noise = noise_model
+        self._sim_opts = dict(simulator_options or {})
         self._device = None  # the BackendV2 circuits are transpiled for (None: plain Aer)
 
         if backend is not None:
@@ -239,12 +245,20 @@ class QiskitBackend(BaseBackend):
             return
         from qiskit_aer import AerSimulator
 
+        o = self._sim_opts
         if self._kind == "fake":
-            self._sim_shots = AerSimulator.from_backend(self._device)
+            self._sim_shots = AerSimulator.from_backend(self._device, **o)
         else:
-            self._sim_shots = AerSimulator(noise_model=self._noise)
+            self._sim_shots = AerSimulator(noise_model=self._noise, **o)
+        # noisy shots on few qubits: one density matrix, then sampling (no per-shot trajectories)
+        self._sim_shots_small = None
+        if self._noise is not None:
+            if self._kind == "fake":
+                self._sim_shots_small = AerSimulator.from_backend(self._device, method="density_matrix", **o)
+            else:
+                self._sim_shots_small = AerSimulator(method="density_matrix", noise_model=self._noise, **o)
         method = "statevector" if self._noise is None else "density_matrix"
-        self._sim_exact = AerSimulator(method=method, noise_model=self._noise)
+        self._sim_exact = AerSimulator(method=method, noise_model=self._noise, **o)
         self._readout = _readout_matrices(self._noise)
 
     def _transpile(self, qc):
@@ -292,7 +306,7 @@ class QiskitBackend(BaseBackend):
         return tc.assign_parameters({p: float(params[p.index]) for p in tc.parameters})
 
     # ------------------------------------------------------------------ execution
-    def _execute(self, circs, shots, seed, memory: bool = False):
+    def _execute(self, circs, shots, seed, memory: bool = False, n_wires: int | None = None):
         """Run bound circuits as one job; a list of counts dicts (or memory lists)."""
         n = len(circs)
 
@@ -314,6 +328,9 @@ class QiskitBackend(BaseBackend):
                 return out
         else:
             target = self._sim_shots if self.engine == "aer" else self._device
+            if self.engine == "aer" and self._sim_shots_small is not None and n_wires is not None \
+                    and n_wires <= _DENSITY_MATRIX_MAX_WIRES:
+                target = self._sim_shots_small
             kwargs = {"shots": shots, "memory": memory}
             if seed is not None:
                 kwargs["seed_simulator"] = seed
@@ -363,12 +380,12 @@ class QiskitBackend(BaseBackend):
                 p = np.asarray(p).reshape((2,) * len(w)).transpose(tuple(range(len(w) - 1, -1, -1))).reshape(-1)
                 out.append(_apply_readout(p, phys, self._readout))
             return out
-        counts = self._execute(circs, shots, seed)
+        counts = self._execute(circs, shots, seed, n_wires=max(c.n_wires for c, _, _ in items))
         return [_counts_to_probs(cn, len(w), shots) for cn, (_, _, w) in zip(counts, items)]
 
     def _sample(self, circuit, params, wires, shots, seed):
         tc, _ = self._compiled(circuit, tuple(wires), False)
-        mem = self._execute([self._bind(tc, params)], shots, seed, memory=True)[0]
+        mem = self._execute([self._bind(tc, params)], shots, seed, memory=True, n_wires=circuit.n_wires)[0]
         return _memory_to_bits(mem, len(wires))
 
     def expval_batch(self, circuit, params_batch, observable, shots=None, key=None):
