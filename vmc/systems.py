@@ -198,7 +198,10 @@ def get(name: str, charge: int = 0, spin: int | None = None) -> Molecule:
     key = lookup[name.lower()]
     atoms, pos, cspin, ref = CATALOG[key]
     n_elec = sum(_Z[a] for a in atoms) - int(charge)
-    s = cspin if spin is None else int(spin)
+    if spin is None:
+        s = cspin if charge == 0 else n_elec % 2
+    else:
+        s = int(spin)
     if charge != 0 or s != cspin:
         ref = None
     return _make(atoms, pos, n_elec, s, key, ref)

@@ -180,7 +180,8 @@ def make_wavefunction(mol: Molecule, kind: str = "ferminet", hidden: Sequence | 
                       n_up=mol.n_up, n_down=mol.n_down, **cfg)
     n3 = 3 * mol.n_electrons
 
-    def init(key):
+    @jax.jit
+    def init(key):  # jitted: eager flax init compiles every primitive separately (tens of seconds)
         k1, k2 = jax.random.split(key)
         x0 = jax.random.normal(k1, (n3,), _F64)
         return module.init(k2, x0)

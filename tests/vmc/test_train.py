@@ -1,0 +1,86 @@
+import json
+import math
+
+import numpy as np
+import pytest
+SMALL_NET = {"kind": "ferminet", "hidden": [[16, 4]], "n_det": 1, "jastrow": True}
+
+from vmc import train
+
+FAST = {"walkers": 128, "network": SMALL_NET, "pretrain": {"steps": 0}, "mcmc": {"steps": 10, "burn_in": 50},
+        "optimizer": "sr"}
+
+
+@pytest.mark.parametrize("system, steps", [("He", 400), ("H2", 400)])
+def test_reaches_reference_within_5_mha(system, steps, tmp_path):
+    s = train.train({**FAST, "system": system, "steps": steps, "eval": {"steps": 150}},
+                    out=str(tmp_path / system), log=lambda *a: None)
+    ref = s["reference_energy"]
+    assert s["status"] == "completed" and s["steps"] == steps and s["nan_skips"] == 0
+    # variational: not below the exact energy beyond 4 standard errors; above it by < 5 mHa
+    assert s["energy"] > ref - 4 * s["energy_stderr"]
+    assert s["error_mha"] < 5.0, s
+    assert 0 < s["energy_stderr"] < 2e-3 and 0 < s["variance"] < 0.05
+    run = tmp_path / system
+    for f in ("config.json", "metrics.csv", "summary.json", "energy.png"):
+        assert (run / f).exists(), f
+    assert list((run / "checkpoints").glob("step_*.npz"))
+    summary = json.loads((run / "summary.json").read_text())
+    for k in ("system", "objective", "optimizer", "energy", "energy_stderr", "variance", "reference_energy",
+              "error_mha", "command", "status", "steps", "wall_time_s"):
+        assert k in summary, k
+    from qsim.runs import read_metrics
+
+    m = read_metrics(run)
+    assert len(m["step"]) == steps
+    for col in ("energy", "variance", "grad_eloc_norm", "acceptance", "step_time_s", "nan_skips", "error_mha"):
+        assert col in m, col
+    assert 0.4 < np.median(m["acceptance"]) < 0.65  # width adapted towards [0.50, 0.55]
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"walkers": 2}, "too few"),
+    ({"objective": "energy"}, "unknown objective"),
+    ({"optimizer": "bfgs"}, "unknown optimizer"),
+    ({"system": "Xe2"}, "unknown system"),
+    ({"steps": -1}, "steps"),
+    ({"mcmc": {"step_size": 0.0}}, "step_size"),
+    ({"network": {"kind": "psiformer"}}, "unknown network"),
+    ({"colour": 1}, "unknown configuration key"),
+])
+def test_bad_configuration(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        train.train(cfg, log=lambda *a: None)
+
+
+def test_kfac_without_kfac_jax_is_a_clear_error():
+    try:
+        import kfac_jax  # noqa: F401
+        pytest.skip("kfac-jax installed")
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match="kfac-jax"):
+        train.train({"optimizer": "kfac", "steps": 1}, log=lambda *a: None)
+
+
+def test_run_directory_of_a_different_run(tmp_path):
+    cfg = {**FAST, "system": "H", "optimizer": "adam", "steps": 2, "walkers": 8, "eval": {"steps": 0},
+           "mcmc": {"steps": 2, "burn_in": 0}}
+    train.train(cfg, out=str(tmp_path / "r"), log=lambda *a: None)
+    with pytest.raises(ValueError, match="different run"):
+        train.train({**cfg, "walkers": 16}, out=str(tmp_path / "r"), log=lambda *a: None)
+
+
+def test_nan_guard_rolls_back_and_stops(tmp_path):
+    # an absurd SGD step makes the parameters overflow: every step is skipped and rolled back
+    cfg = {**FAST, "system": "H", "optimizer": "sgd", "optim": {"learning_rate": 1e300, "decay": 0},
+           "steps": 20, "walkers": 8, "max_nan_steps": 3, "eval": {"steps": 0},
+           "mcmc": {"steps": 2, "burn_in": 0}}
+    with pytest.raises(train.NanError, match="3 consecutive steps"):
+        train.train(cfg, out=str(tmp_path / "nan"), log=lambda *a: None)
+    from qsim.runs import read_metrics
+
+    m = read_metrics(tmp_path / "nan")
+    skips = list(m["nan_skips"])
+    assert skips[-3:] == [1, 2, 3] and len(skips) <= 4   # counted, then stopped after 3 in a row
+    assert json.loads((tmp_path / "nan" / "summary.json").read_text())["status"] == "failed"
