@@ -72,10 +72,12 @@ def evaluate(p, landscape: Landscape, top_k: int = 64, n_most_probable: int = 5,
 # -------------------------------------------------------------------------------------------------
 def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None = None, depth: int = 1,
                          engine: str = "fast"):
-    """``(value_and_grad, probs_fn, circuit)`` for ``E(theta) = probs(theta) . costs``.
+    """``(vg, probs_fn, circuit)`` for ``E(theta) = probs(theta) . costs``.
 
-    engine: "fast" (the specialised layered simulator) or "qsim" (``qsim.probs`` on the circuit);
-    both compute the same distribution. ``value_and_grad`` is jitted; params ``(2 n depth,)``."""
+    ``vg(params) -> ((E, probs), dE/dparams)`` is one jitted function (the distribution comes along as
+    auxiliary output, so there is a single compilation); params ``(2 n depth,)``. engine: "fast" (the
+    specialised layered simulator) or "qsim" (``qsim.probs`` on the circuit); both compute the same
+    distribution. ``probs_fn`` is the un-jitted distribution."""
     import jax
     import jax.numpy as jnp
 
@@ -95,11 +97,12 @@ def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None 
         raise ValueError(f"engine must be 'fast' or 'qsim', got {engine!r}")
     c = jnp.asarray(costs)
 
-    @jax.jit
-    def vg(params):
-        return jax.value_and_grad(lambda q: jnp.dot(probs_fn(q), c.astype(q.dtype)))(params)
+    def energy(q):
+        p = probs_fn(q)
+        return jnp.dot(p, c.astype(q.dtype)), p
 
-    return vg, jax.jit(probs_fn), circuit
+    vg = jax.jit(jax.value_and_grad(energy, has_aux=True))
+    return vg, probs_fn, circuit
 
 
 def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
@@ -109,7 +112,7 @@ def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
     it = [0]
 
     def fun(x):
-        v, g = vg(np.asarray(x, dtype=dtype))
+        (v, _), g = vg(np.asarray(x, dtype=dtype))
         return float(v), np.asarray(g, dtype=np.float64)
 
     def cb(intermediate_result):
@@ -130,7 +133,7 @@ def _adam(vg, x0, steps: int, lr: float, callback):
     x = jnp.asarray(x0)
     state = opt.init(x)
     for i in range(int(steps)):
-        v, g = vg(x)
+        (v, _), g = vg(x)
         if not bool(jnp.all(jnp.isfinite(g))):
             raise FloatingPointError(f"non-finite gradient at Adam step {i}")
         upd, state = opt.update(g, state, x)
@@ -177,7 +180,8 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
                 x, iters = _lbfgs(vg, x0, max_iter, tol, cb if callback else None)
             else:
                 x, iters = _adam(vg, jnp.asarray(x0), max_iter, learning_rate, cb if callback else None)
-            p = np.asarray(probs_fn(jnp.asarray(x, jdt)), np.float64)
+            (_, p), _ = vg(jnp.asarray(x, jdt))
+            p = np.asarray(p, np.float64)
             m = evaluate(p / p.sum(), landscape, top_k=top_k)
             res = RestartResult(np.asarray(x), iters, m["expected_cost"], m["p_optimal"], m["p_top_k"],
                                 m["most_probable"], m["best_accuracy"], time.perf_counter() - t0)

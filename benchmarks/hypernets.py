@@ -1,0 +1,185 @@
+"""Benchmarks for hypernets: landscape enumeration and exact-mode value+gradient, side by side.
+
+1. Landscape of the 19-bit image task (logistic regression on 4x4 digits + 2 weight-value bits):
+   2^19 = 524,288 networks (reference enumeration: 1 min 48 s; target <= 2 s). Timed cold (first call,
+   includes jit compilation) and warm (median of repeats), float32 and float64, no disk cache.
+2. Exact-mode value and gradient of E(theta) = sum_b p_theta(b) C(b) for the 17-qubit, depth-4
+   brickwork circuit (136 parameters; target <= 0.05 s), in one run:
+   - hypernets "fast" engine (layered simulator with adjoint gradient), float32 and float64;
+   - qsim.probs + jax.grad (the shared core's statevector), float32 (``--skip-qsim`` to leave out);
+   - PennyLane default.qubit (JAX interface, backprop, jitted) on qml.probs;
+   - PennyLane lightning.qubit, diff_method="adjoint", E as <SparseHamiltonian(diag C)>.
+   All evaluate the same parameters and are checked to agree on E.
+
+Usage: python benchmarks/hypernets.py [--quick] [--skip-qsim] [--repeats N]
+Writes benchmarks/results/hypernets.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _median_time(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)), ts
+
+
+def bench_landscape(repeats: int, dtypes=("float32", "float64")):
+    from hypernets.landscape import compute_landscape
+    from hypernets.tasks import digits_task
+
+    task = digits_task((0, 1), value_bits=True)
+    rows = []
+    for dt in dtypes:
+        t0 = time.perf_counter()
+        land = compute_landscape(task, dtype=dt, cache=False)
+        cold = time.perf_counter() - t0
+        warm, ts = _median_time(lambda: compute_landscape(task, dtype=dt, cache=False), repeats)
+        rows.append({"what": f"landscape 2^19 digits_values {dt}", "cold_s": cold, "warm_median_s": warm,
+                     "warm_all_s": ts, "optimum": land.optimum, "n_optimal": int(len(land.optimal_set())),
+                     "target_s": 2.0, "reference_s": 108.0})
+    return rows
+
+
+def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    from hypernets.ansatz import brickwork, make_probs_fn
+
+    rng = np.random.default_rng(0)
+    costs = rng.random(2 ** n)
+    circuit = brickwork(n, depth)
+    P = circuit.num_params
+    x64 = rng.uniform(0, 2 * np.pi, P)
+    rows = []
+
+    def add(name, vg, x, note=""):
+        t0 = time.perf_counter()
+        v, g = vg(x)
+        jax.block_until_ready(g) if hasattr(g, "block_until_ready") else None
+        first = time.perf_counter() - t0
+
+        def call():
+            vv, gg = vg(x)
+            jax.block_until_ready(gg) if hasattr(gg, "block_until_ready") else None
+        med, ts = _median_time(call, repeats)
+        rows.append({"what": name, "first_call_s": first, "median_s": med, "all_s": ts,
+                     "value": float(v), "grad_norm": float(np.linalg.norm(np.asarray(g))), "note": note,
+                     "target_s": 0.05})
+        print(f"  {name}: first {first:.2f} s, median {med * 1e3:.1f} ms", flush=True)
+
+    for dt in (jnp.float32, jnp.float64):
+        f = make_probs_fn("brickwork", n, depth)
+        c = jnp.asarray(costs, dt)
+        vg = jax.jit(jax.value_and_grad(lambda q, f=f, c=c: f(q) @ c))
+        add(f"hypernets fast engine ({jnp.dtype(dt).name})", vg, jnp.asarray(x64, dt))
+
+    if not skip_qsim:
+        import qsim
+
+        c32 = jnp.asarray(costs, jnp.float32)
+        vgq = jax.jit(jax.value_and_grad(lambda q: qsim.probs(circuit, q) @ c32))
+        add("qsim.probs + jax.grad (float32)", vgq, jnp.asarray(x64, jnp.float32))
+
+    import pennylane as qml
+
+    def pl_circuit(params):
+        k = 0
+        for d in range(depth):
+            for j in range(d % 2, n - 1, 2):
+                qml.CNOT(wires=[j, j + 1])
+            for j in range(n):
+                qml.RY(params[k], wires=j)
+                k += 1
+            for j in range(n):
+                qml.PhaseShift(params[k], wires=j)
+                k += 1
+
+    dev = qml.device("default.qubit", wires=n)
+    cj = jnp.asarray(costs)
+
+    @qml.qnode(dev, interface="jax", diff_method="backprop")
+    def probs_node(params):
+        pl_circuit(params)
+        return qml.probs(wires=range(n))
+
+    vg_dq = jax.jit(jax.value_and_grad(lambda q: probs_node(q) @ cj))
+    add("pennylane default.qubit backprop (jax, float64)", vg_dq, jnp.asarray(x64))
+
+    import scipy.sparse as sp
+
+    H = qml.SparseHamiltonian(sp.diags(costs).tocsr(), wires=range(n))
+    dev_l = qml.device("lightning.qubit", wires=n)
+
+    @qml.qnode(dev_l, diff_method="adjoint")
+    def energy_node(params):
+        pl_circuit(params)
+        return qml.expval(H)
+
+    from pennylane import numpy as pnp
+
+    xl = pnp.asarray(x64, requires_grad=True)
+
+    def vg_l(x):
+        g = qml.grad(energy_node)(x)
+        return energy_node(x), g
+
+    # value and gradient: PennyLane's grad runs the forward pass itself; report grad + one forward
+    add("pennylane lightning.qubit adjoint (float64)", vg_l, xl, note="value and adjoint gradient, 2 calls")
+    vals = [r["value"] for r in rows]
+    assert np.allclose(vals, vals[0], rtol=1e-4), vals
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the slow-to-compile qsim path")
+    ap.add_argument("--skip-qsim", action="store_true")
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    t0 = time.perf_counter()
+    print("landscape ...", flush=True)
+    land = bench_landscape(repeats)
+    for r in land:
+        print(f"  {r['what']}: cold {r['cold_s']:.2f} s, warm median {r['warm_median_s']:.2f} s", flush=True)
+    print("exact-mode value+gradient, 17 qubits, 136 parameters ...", flush=True)
+    exact = bench_exact(repeats, skip_qsim=args.skip_qsim or args.quick)
+    fast = next(r for r in exact if r["what"].startswith("hypernets fast engine (float32"))
+    for r in exact:
+        r["ratio_to_fast_float32"] = r["median_s"] / fast["median_s"]
+    out = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                       "load_average": os.getloadavg(), "python": platform.python_version()},
+           "quick": bool(args.quick), "repeats": repeats, "landscape": land, "exact_value_and_grad": exact,
+           "wall_s": time.perf_counter() - t0}
+    res = ROOT / "benchmarks" / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "hypernets.json").write_text(json.dumps(out, indent=2))
+    print(f"\n{'benchmark':58s} {'median':>10s} {'first/cold':>11s} {'ratio':>7s}")
+    for r in land:
+        print(f"{r['what']:58s} {r['warm_median_s']:9.3f}s {r['cold_s']:10.2f}s {'':>7s}")
+    for r in exact:
+        print(f"{r['what']:58s} {r['median_s']:9.4f}s {r['first_call_s']:10.2f}s {r['ratio_to_fast_float32']:6.2f}x")
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; results in {res / 'hypernets.json'})")
+
+
+if __name__ == "__main__":
+    main()

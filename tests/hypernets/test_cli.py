@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pytest
+
+import hypernets.cli as hcli
+from qsim.cli import main
+from qsim.runs import read_metrics
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch, tiny_task, tmp_path):
+    monkeypatch.setenv("QSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hcli, "_make_task", lambda cfg: tiny_task)
+    return tmp_path
+
+
+def test_cli_sweep_writes_run_directory_and_resumes(tiny_cli):
+    out = tiny_cli / "run"
+    args = ["hypernet", "--depth", "1", "2", "--restarts", "2", "--max-iter", "15", "--out", str(out),
+            "--no-progress", "log_every=5"]
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "completed" and s["task"] == "tiny" and s["depths"] == [1, 2]
+    for key in ("expected_cost", "p_optimal", "p_top_k", "best_accuracy"):
+        assert len(s[key]) == 2
+    for d in ("1", "2"):
+        pd = s["per_depth"][d]
+        assert pd["optimal_cost"] == pytest.approx(s["optimal_cost"])
+        assert pd["expected_cost"] >= pd["optimal_cost"] - 1e-12
+        assert 0 <= pd["p_optimal"] <= 1 and len(pd["p_optimal_restarts"]) == 2
+    assert (out / "success_vs_depth.png").stat().st_size > 1000
+    m = read_metrics(out)
+    final = m["iteration"] == -1
+    assert final.sum() == 4 and np.all(np.isfinite(m["p_optimal"][final]))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["depths"] == [1, 2] and cfg["config"]["max_iter"] == 15
+    # a rerun resumes: every restart is done, nothing is retrained, same numbers
+    before = (out / "metrics.csv").read_text()
+    assert main(args) == 0
+    s2 = json.loads((out / "summary.json").read_text())
+    assert s2["p_optimal"] == s["p_optimal"]
+    assert (out / "metrics.csv").read_text() == before
+
+
+def test_cli_shot_mode_statevector(tiny_cli):
+    out = tiny_cli / "shots"
+    assert main(["hypernet", "--depth", "1", "--restarts", "1", "--shots", "64", "--steps", "3",
+                 "--gradient", "spsa", "--out", str(out), "--no-progress"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["mode"] == "shots" and s["status"] == "completed"
+
+
+def test_cli_bad_inputs(tiny_cli, capsys):
+    assert main(["hypernet", "--depth", "0", "--no-progress"]) == 2
+    assert "depths" in capsys.readouterr().err
+    assert main(["hypernet", "--noise", "0.01", "--no-progress"]) == 2
+    assert "noise" in capsys.readouterr().err
