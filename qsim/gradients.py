@@ -28,8 +28,7 @@ Both are wrapped in a ``jax.custom_vjp`` whose forward and backward passes call 
 from __future__ import annotations
 
 import functools
-import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

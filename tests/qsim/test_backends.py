@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -358,6 +357,34 @@ def test_always_failing_job_raises_clear_error():
     assert "qiskit:broken_device" in msg and "after 3 attempt(s)" in msg
     assert "job-0, job-1, job-2" in msg and "device queue error in job-2" in msg
     assert info.value.job_ids == ["job-0", "job-1", "job-2"] and info.value.backend == "qiskit:broken_device"
+
+
+@needs_aer
+def test_timed_out_job_is_cancelled_and_resubmitted():
+    class SlowFirst(FlakyDevice):
+        timeouts: list = []
+
+        def run(self, circuits, **kwargs):
+            jid = f"job-{len(self.jobs)}"
+            real = self._sim.run(circuits, **kwargs).result()
+            first = not self.jobs
+
+            class Job(_Job):
+                def result(inner, timeout=None):
+                    SlowFirst.timeouts.append(timeout)
+                    if first:
+                        raise TimeoutError(f"{jid} still queued after {timeout} s")
+                    return real
+
+            job = Job(jid)
+            self.jobs.append(job)
+            return job
+
+    device = SlowFirst(n_fail=0)
+    b = get_backend("qiskit:slow", backend=device, retry=RetryPolicy(attempts=2, backoff_s=0.0, timeout_s=30.0))
+    bits = np.asarray(b.sample(_circuit(), PARAMS, 20, key=1))
+    assert bits.shape == (20, 3) and len(device.jobs) == 2
+    assert device.jobs[0].cancelled and SlowFirst.timeouts == [30.0, 30.0]
 
 
 @needs_aer
