@@ -95,6 +95,9 @@ def walltime_table(quick: bool):
         t8 = _median_time(lambda: np.asarray(evolve(psi0, flow, g, 1.0, R, "8")))
         row = {"n": n, "points": g.size, "steps": R, "t_8step_s": t8, "t_8step_per_step_ms": 1e3 * t8 / R}
         if g.size <= 1024:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)   # BLAS threads thrash on a shared machine; one is fastest here
             H = dense_hamiltonian(np.asarray(velocity_on_grid(flow, g, 0.5)), g)
             dt = 1.0 / R
             t_expm = _median_time(lambda: scipy.linalg.expm(-1j * dt * H), repeats=1)

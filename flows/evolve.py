@@ -97,14 +97,19 @@ def evolve(psi0, flow: Flow, grid: Grid, T: float, steps: int, formula: str = "8
         K = jnp.asarray(kinetic_diagonal(grid), rdtype)
         axes = tuple(range(grid.d))
 
+        a_abs = abs(ops[0][1])
+        eK = jnp.exp(1j * a_abs * K)                       # e^{+i a K}; e^{-i a K} is its conjugate
+
         def body(psi, k):
             tm = t0 + (k + 0.5) * dt
             V = potential_on_grid(flow, grid, tm, rdtype)
+            eV = jnp.exp(1j * abs(ops[1][1]) * V)
             for kind, c in ops:
                 if kind == "K":
-                    psi = jnp.fft.ifftn(jnp.exp(1j * c * K) * jnp.fft.fftn(psi, axes=axes), axes=axes)
+                    ph = eK if c > 0 else jnp.conj(eK)
+                    psi = jnp.fft.ifftn(ph * jnp.fft.fftn(psi, axes=axes), axes=axes)
                 else:
-                    psi = jnp.exp(1j * c * V) * psi
+                    psi = (eV if c > 0 else jnp.conj(eV)) * psi
             return psi, None
 
         run = jax.jit(lambda p: jax.lax.scan(body, p, jnp.arange(int(steps), dtype=rdtype))[0])
