@@ -42,7 +42,19 @@ SPECS = [
     ("aer", "qiskit:aer", {}, HAS_AER, True),
     ("fake_manila", "qiskit:fake_manila", {}, HAS_AER and HAS_IBM, False),
     ("generic", "qiskit:generic", {"num_qubits": 4}, HAS_AER, False),
+    ("aer-noise", "qiskit:aer", lambda: {"noise_model": _noise_model()}, HAS_AER, False),
 ]
+
+
+def _noise_model():
+    """Depolarising gate errors and a 3% readout error on every qubit."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+    nm = NoiseModel()
+    nm.add_all_qubit_quantum_error(depolarizing_error(0.01, 1), ["rx", "ry", "rz", "h", "u", "s", "sdg"])
+    nm.add_all_qubit_quantum_error(depolarizing_error(0.03, 2), ["cx", "crx", "rzz", "iswap"])
+    nm.add_all_qubit_readout_error(ReadoutError([[0.97, 0.03], [0.03, 0.97]]))
+    return nm
 
 
 @pytest.fixture(scope="module", params=[s for s in SPECS], ids=[s[0] for s in SPECS])
@@ -50,7 +62,7 @@ def spec(request):
     sid, name, opts, ok, ideal = request.param
     if not ok:
         pytest.skip(f"{name} is not installed")
-    return sid, get_backend(name, seed=11, **opts), ideal
+    return sid, get_backend(name, seed=11, **(opts() if callable(opts) else opts)), ideal
 
 
 def _circuit() -> qsim.Circuit:
@@ -427,6 +439,26 @@ def test_circuit_too_large_fails_before_submission():
         fm.probs(big, shots=10)
     with pytest.raises(ValueError, match="unknown fake backend"):
         get_backend("qiskit:fake_nowhere")
+
+
+@needs_ibm
+def test_fake_device_circuits_are_transpiled_to_basis_and_coupling_map():
+    b = get_backend("qiskit:fake_manila", seed=0)
+    c = qsim.Circuit(4)
+    c.h(0)
+    c.cnot(0, 3)              # not adjacent on manila's line 0-1-2-3-4: needs routing
+    c.crx(3, 1)
+    c.iswap(1, 2)
+    tc, phys = b._compiled(c, (0, 1, 2, 3), False)
+    assert set(tc.count_ops()) <= b.capabilities.native_gates
+    cmap = {tuple(e) for e in b._device.coupling_map}
+    for inst in tc.data:
+        if inst.operation.num_qubits == 2:
+            assert tuple(tc.find_bit(q).index for q in inst.qubits) in cmap
+    assert len(set(phys)) == 4
+    # and it still computes the right thing (noisy, so loosely)
+    ref = np.asarray(qsim.probs(c, jnp.asarray([0.8])))
+    assert np.abs(np.asarray(b.probs(c, [0.8])) - ref).max() < 0.15
 
 
 @needs_aer

@@ -182,9 +182,10 @@ def test_bad_arguments():
         parameter_shift_grad(lambda b: np.zeros(len(b)), c, np.zeros(2))
 
 
-@pytest.mark.skipif(not (HAS_AER and HAS_IBM), reason="qiskit-ibm-runtime not installed")
+@pytest.mark.skipif(not HAS_AER, reason="qiskit-aer not installed")
 def test_vqe_on_noisy_fake_manila_reaches_noisy_optimum():
-    """Two-qubit VQE with shots + parameter shift + Adam on fake_manila (transpiled, noisy)."""
+    """Two-qubit VQE with shots + parameter shift + SGD on fake_manila (transpiled, noisy); without
+    qiskit-ibm-runtime (the 'ibm' extra) on the GenericBackendV2 stand-in instead."""
     from scipy.optimize import minimize
 
     c = qsim.Circuit(2)
@@ -192,8 +193,12 @@ def test_vqe_on_noisy_fake_manila_reaches_noisy_optimum():
     c.ry(1)
     c.cnot(0, 1)
     h = qsim.Z(0) @ qsim.Z(1) + 0.6 * qsim.X(0) + 0.4 * qsim.Z(1)
-    backend = qsim.get_backend("qiskit:fake_manila", seed=0)
-    assert backend.capabilities.noisy and backend.capabilities.max_qubits == 5
+    if HAS_IBM:
+        backend = qsim.get_backend("qiskit:fake_manila", seed=0)
+        assert backend.capabilities.max_qubits == 5
+    else:  # pragma: no cover - exercised where the ibm extra is missing
+        backend = qsim.get_backend("qiskit:generic", seed=0, num_qubits=2)
+    assert backend.capabilities.noisy
     ideal = make_expval("statevector", c, h)
     exact_noisy = make_expval(backend, c, h)       # shots=None: density matrix + readout
     x0 = np.array([0.4, 0.3])
