@@ -1,0 +1,198 @@
+"""Neural quantum states through NetKet for the same qubit Hamiltonians as VQE.
+
+    from qsim.chemistry import molecular_hamiltonian
+    from qsim import nqs
+    mh = molecular_hamiltonian("H2")
+    result = nqs.run_nqs(mh.qubit_hamiltonian, mh.n_qubits, steps=300)
+    result.exact_energy - mh.fci_energy          # < 1 mHa
+
+The qsim PauliSum becomes a ``netket.operator.PauliStrings`` on ``netket.hilbert.Qubit(n)`` (site k =
+wire k; local state 0/1 = qubit |0>/|1>, checked against qsim's sparse matrix in the tests). The
+variational state is a NetKet ``MCState`` of a complex-parameter RBM (molecular ground states have
+sign structure; a real positive RBM cannot hold it), sampled exactly for small registers
+(``ExactSampler``) or by local Metropolis, and trained with NetKet's ``VMC`` driver preconditioned by
+stochastic reconfiguration (``netket.optimizer.SR``).
+
+NetKet switches ``jax_enable_x64`` on for the whole process when imported, so ``import netket`` happens
+only inside these functions, never at ``import qsim`` time. Energies in Hartree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from qsim.operators import PauliSum
+
+__all__ = ["to_netket_operator", "NQSResult", "make_vstate", "state_energy", "run_nqs"]
+
+
+def _pauli_label(string, n: int) -> str:
+    chars = ["I"] * n
+    for w, p in string:
+        chars[w] = p
+    return "".join(chars)
+
+
+def to_netket_operator(hamiltonian: PauliSum, n_qubits: int | None = None, hilbert=None):
+    """``(hilbert, PauliStrings)`` for a Hermitian PauliSum on ``n_qubits`` qubits (site k = wire k)."""
+    import netket as nk
+
+    if not isinstance(hamiltonian, PauliSum):
+        raise TypeError(f"hamiltonian must be a qsim PauliSum, got {type(hamiltonian).__name__}")
+    n = hamiltonian.n_wires if n_qubits is None else int(n_qubits)
+    if hamiltonian.wires and max(hamiltonian.wires) >= n:
+        raise ValueError(f"Hamiltonian acts on wire {max(hamiltonian.wires)}, outside {n} qubits")
+    if not hamiltonian.simplify().is_hermitian(1e-10):
+        raise ValueError("to_netket_operator needs a Hermitian PauliSum (real coefficients)")
+    if hilbert is None:
+        hilbert = nk.hilbert.Qubit(N=n)
+    labels, weights = [], []
+    for c, s in hamiltonian.simplify(0.0):
+        labels.append(_pauli_label(s, n))
+        weights.append(float(c.real))
+    if not labels:
+        labels, weights = ["I" * n], [0.0]
+    return hilbert, nk.operator.PauliStrings(hilbert, labels, weights, cutoff=0.0)
+
+
+class NQSResult(NamedTuple):
+    """Outcome of :func:`run_nqs` (Hartree).
+
+    Attributes:
+        energy: final Monte Carlo energy estimate (mean over the last step's samples).
+        energy_error: its standard error.
+        variance: local-energy variance of the last step.
+        exact_energy: ``<psi|H|psi>`` of the final state by full summation (None for > 20 qubits).
+        energies: ``(steps,)`` MC energy per step.
+        steps: number of steps run.
+        parameters: the final NetKet parameter pytree.
+    """
+
+    energy: float
+    energy_error: float
+    variance: float
+    exact_energy: float | None
+    energies: np.ndarray
+    steps: int
+    parameters: object
+
+
+def make_vstate(hilbert, *, alpha: int = 2, n_samples: int = 1024, sampler: str = "auto", seed: int = 0,
+                init_scale: float = 0.3, init_bits=None, init_bias: float = 1.0):
+    """A NetKet ``MCState`` of a complex RBM (``alpha`` hidden units per visible unit).
+
+    ``init_scale`` is the standard deviation of the (complex) initial parameters. It must not be tiny:
+    at real parameters the energy is stationary in the phase directions, and the sign change that a
+    molecular ground state needs (H2: ``0.99|1100> - 0.11|0011>``) never develops; with 0.01 the H2 run
+    stalls at the Hartree-Fock energy (+20.6 mHa), with 0.3 it reaches 0.7 mHa in 100 steps.
+
+    ``init_bits`` (e.g. the Hartree-Fock bits) starts the visible biases at ``init_bias * (2 b - 1)``,
+    so the initial state is peaked on that determinant instead of uniform.
+    """
+    import jax.numpy as jnp
+    import netket as nk
+    from jax.nn.initializers import normal
+
+    if sampler == "auto":
+        sampler = "exact" if hilbert.size <= 16 else "local"
+    if sampler == "exact":
+        smp = nk.sampler.ExactSampler(hilbert)
+    elif sampler == "local":
+        smp = nk.sampler.MetropolisLocal(hilbert, n_chains=16)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; choose 'auto', 'exact' or 'local'")
+    model = nk.models.RBM(alpha=alpha, param_dtype=jnp.complex128, kernel_init=normal(init_scale),
+                          hidden_bias_init=normal(init_scale), visible_bias_init=normal(init_scale))
+    vs = nk.vqs.MCState(smp, model, n_samples=n_samples, seed=seed, sampler_seed=seed + 1)
+    if init_bits is not None:
+        bits = np.asarray(init_bits, dtype=np.float64)
+        if bits.shape != (hilbert.size,):
+            raise ValueError(f"init_bits has shape {bits.shape}; the register has {hilbert.size} qubits")
+        params = dict(vs.parameters)
+        params["visible_bias"] = params["visible_bias"] + jnp.asarray(init_bias * (2 * bits - 1),
+                                                                       params["visible_bias"].dtype)
+        vs.parameters = params
+    return vs
+
+
+def state_energy(vstate, hamiltonian: PauliSum, n_qubits: int) -> float | None:
+    """Exact ``<psi|H|psi>/<psi|psi>`` by full summation (None above 20 qubits)."""
+    if n_qubits > 20:
+        return None
+    psi = np.asarray(vstate.to_array(normalize=True))
+    h = hamiltonian.to_matrix(n_qubits)
+    return float(np.real(np.vdot(psi, h @ psi)))
+
+
+def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: int = 1024, steps: int = 300,
+            learning_rate: float = 0.05, diag_shift: float = 0.01, sampler: str = "auto", seed: int = 0,
+            init_bits=None, run=None, callback: Callable | None = None, progress: bool = False,
+            exact_every: int = 0) -> NQSResult:
+    """Train a complex RBM ``MCState`` with NetKet's VMC driver + SR on a qubit Hamiltonian.
+
+    Args:
+        hamiltonian, n_qubits: the qubit Hamiltonian (Hartree) and its register size.
+        alpha: RBM hidden-unit density; n_samples: samples per step; steps: VMC iterations.
+        learning_rate: SGD step size (the SR-preconditioned update); diag_shift: SR regularisation.
+        sampler: ``"auto"`` (exact sampling up to 16 qubits, else local Metropolis), ``"exact"``, ``"local"``.
+        init_bits: start peaked on this bitstring (the HF state; see :func:`make_vstate`).
+        run: an open :class:`qsim.runs.RunDir` (metrics per step; checkpoints of the parameters every
+            50 steps and at the end; resumes from the last checkpoint).
+        callback: ``callback(step, energy, error)`` after every step.
+        exact_every: also log the exact variational energy every this many steps (0: never).
+    """
+    for name, v in (("alpha", alpha), ("n_samples", n_samples), ("steps", steps)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    for name, v in (("learning_rate", learning_rate), ("diag_shift", diag_shift)):
+        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    import jax
+    import netket as nk
+
+    hilbert, op = to_netket_operator(hamiltonian, n_qubits)
+    vs = make_vstate(hilbert, alpha=alpha, n_samples=n_samples, sampler=sampler, seed=seed, init_bits=init_bits)
+    start = 0
+    if run is not None:
+        restored = run.load_checkpoint(vs.parameters)
+        if restored is not None:
+            start = restored[0] + 1
+            vs.parameters = jax.tree_util.tree_map(jax.numpy.asarray, restored[1])
+    opt = nk.optimizer.Sgd(learning_rate=learning_rate)
+    sr = nk.optimizer.SR(diag_shift=diag_shift, holomorphic=True)
+    driver = nk.driver.VMC(op, opt, variational_state=vs, preconditioner=sr)
+    energies: list[float] = []
+    last = {}
+
+    def cb(step, log_data, drv):
+        k = start + step
+        st = log_data["Energy"]
+        e, err, var = float(np.real(st.mean)), float(st.error_of_mean), float(st.variance)
+        if not math.isfinite(e):
+            raise FloatingPointError(f"NQS energy became non-finite at step {k}")
+        energies.append(e)
+        last.update(energy=e, error=err, variance=var)
+        if run is not None:
+            row = dict(energy=e, energy_error=err, variance=var)
+            if exact_every:
+                row["exact_energy"] = state_energy(vs, hamiltonian, n_qubits) if k % exact_every == 0 else None
+            run.log_metrics(k, **row)
+            if (k + 1) % 50 == 0:
+                run.save_checkpoint(k, vs.parameters)
+        if callback is not None:
+            callback(k, e, err)
+        return True
+
+    n_run = max(0, int(steps) - start)
+    if n_run:
+        driver.run(n_run, out=None, show_progress=progress, callback=cb)
+        if run is not None:
+            run.save_checkpoint(start + n_run - 1, vs.parameters)
+    if not last:  # resumed a finished run: one estimate of the final state
+        st = vs.expect(op)
+        last.update(energy=float(np.real(st.mean)), error=float(st.error_of_mean), variance=float(st.variance))
+    return NQSResult(last["energy"], last["error"], last["variance"], state_energy(vs, hamiltonian, n_qubits),
+                     np.asarray(energies), start + n_run, vs.parameters)
