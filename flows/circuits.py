@@ -15,7 +15,8 @@ A step of the 4- or 8-step formula is a sequence of ``e^{i a K}`` and ``e^{i b V
   for a fixed network) with phase kickback; :func:`step_gate_counts` counts it as oracle calls.
 
 :func:`mottonen_counts` gives generic amplitude loading's cost (2^{q+2} - 5 RZ, 2^{q+2} - 4q - 4
-CNOT for q qubits) for comparison.
+CNOT for q qubits) for comparison. Export with the shared converters (``qsim.convert.to_qiskit``,
+``qsim.convert.to_pennylane_ops``) or run on ``qsim.get_backend("qiskit:aer")``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from flows.evolve import step_unitary_ops
 from flows.grid import Grid
 
 __all__ = ["qft_network", "kinetic_phase", "kinetic_exponential", "potential_oracle", "step_circuit",
-           "step_gate_counts", "mottonen_counts", "to_qiskit"]
+           "step_gate_counts", "mottonen_counts"]
 
 
 def _register(grid: Grid, a: int) -> list[int]:
@@ -141,36 +142,3 @@ def step_gate_counts(n: int, d: int = 1, formula: str = "8") -> dict:
 def mottonen_counts(q: int) -> dict:
     """Generic amplitude loading on ``q`` qubits (Möttönen et al.): RZ and CNOT counts."""
     return {"rz": 2 ** (q + 2) - 5, "cnot": 2 ** (q + 2) - 4 * q - 4}
-
-
-def to_qiskit(circuit):
-    """A qiskit ``QuantumCircuit`` for the gates used here (h, p, cp, unitary).
-
-    qsim wire 0 is the most significant bit; qiskit's qubit 0 is the least significant, so qsim
-    wire ``w`` maps to qiskit qubit ``n - 1 - w`` (and a unitary's wire list is reversed).
-    Prefer ``qsim.get_backend('qiskit:...')`` where available; this is the small path for tests.
-    """
-    from qiskit import QuantumCircuit
-    from qiskit.circuit.library import UnitaryGate
-
-    n = circuit.n_wires
-    qc = QuantumCircuit(n)
-    q = lambda w: n - 1 - w  # noqa: E731
-    for op in circuit.ops:
-        vals = [p.value for p in op.params]
-        if any(v is None for v in vals):
-            raise ValueError("to_qiskit needs fixed gate values (no trainable slots)")
-        if op.n_controls and op.name != "CPhase":
-            raise ValueError(f"to_qiskit: controlled {op.name} is not supported here")
-        if op.name == "H":
-            qc.h(q(op.wires[0]))
-        elif op.name == "PhaseShift":
-            qc.p(vals[0], q(op.wires[0]))
-        elif op.name == "CPhase":
-            qc.cp(vals[0], q(op.wires[0]), q(op.wires[1]))
-        elif op.name == "Unitary":
-            # qiskit orders a gate's qubits little-endian: list the MSB wire last
-            qc.append(UnitaryGate(op.matrix), [q(w) for w in reversed(op.wires)])
-        else:
-            raise ValueError(f"to_qiskit: gate {op.name} is not supported here")
-    return qc
