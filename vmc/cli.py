@@ -38,8 +38,8 @@ def register(subparsers) -> None:
                    help="sr (stochastic reconfiguration, default), singd, adam, lamb, sgd; kfac needs kfac-jax")
     p.add_argument("--network", dest="network_kind", default=None, choices=["ferminet", "slater_jastrow"],
                    help="wavefunction (default ferminet)")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default 300)")
-    p.add_argument("--walkers", type=int, default=None, help="MCMC walkers (default 256)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default 600)")
+    p.add_argument("--walkers", type=int, default=None, help="MCMC walkers (default 128)")
     p.add_argument("--lr", dest="optim_learning_rate", type=float, default=None, help="learning rate")
     add_common_arguments(p)
     p.set_defaults(func=run)

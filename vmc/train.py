@@ -44,8 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "spin": None,              # n_up - n_down; None: the catalog's / lowest
     "objective": "fisher_rao",  # fisher_rao | wasserstein | joint
     "optimizer": "sr",         # adam | lamb | sgd | sr | singd | kfac
-    "steps": 300,
-    "walkers": 256,
+    "steps": 600,
+    "walkers": 128,
     "seed": 0,
     "laplacian": "folx",       # folx | jvp
     "network": {"kind": "ferminet", "hidden": [[32, 8], [32, 8]], "n_det": 4, "jastrow": True},
