@@ -163,6 +163,9 @@ class QiskitBackend(BaseBackend):
         self._noise = noise_model
         self._sim_opts = dict(simulator_options or {})
         self._device = None  # the BackendV2 circuits are transpiled for (None: plain Aer)
+        if noise_model is not None and (name != "aer" or backend is not None):
+            raise ValueError(f"noise_model applies to qiskit:aer only (a fake device brings its own), got it "
+                             f"for qiskit:{name}")
 
         if backend is not None:
             self._kind = "custom"
@@ -199,13 +202,13 @@ class QiskitBackend(BaseBackend):
         noisy = self._noise is not None or self._kind in ("fake", "hardware") or (
             self._kind == "custom" and engine != "aer")
         exact = self._sim_exact is not None
-        if self._device is not None:
-            dev_q = int(self._device.num_qubits)
+        dev_q = getattr(self._device, "num_qubits", None) if self._device is not None else None
+        if dev_q is not None:
+            dev_q = int(dev_q)
             mq = dev_q if max_qubits is None else min(int(max_qubits), dev_q)
-            native = frozenset(self._device.operation_names)
         else:
             mq = _aer_max_qubits(self._noise is not None) if max_qubits is None else int(max_qubits)
-            native = None
+        native = frozenset(self._device.operation_names) if self._device is not None else None
         self.capabilities = Capabilities(exact=exact, shots=True, max_qubits=mq, native_gates=native,
                                          differentiable=False, noisy=bool(noisy))
 
