@@ -207,7 +207,7 @@ class QiskitBackend(BaseBackend):
             dev_q = int(dev_q)
             mq = dev_q if max_qubits is None else min(int(max_qubits), dev_q)
         else:
-            mq = _aer_max_qubits(self._noise is not None) if max_qubits is None else int(max_qubits)
+            mq = _aer_max_qubits(False) if max_qubits is None else int(max_qubits)
         native = frozenset(self._device.operation_names) if self._device is not None else None
         self.capabilities = Capabilities(exact=exact, shots=True, max_qubits=mq, native_gates=native,
                                          differentiable=False, noisy=bool(noisy))
@@ -267,8 +267,8 @@ class QiskitBackend(BaseBackend):
     def _transpile(self, qc):
         from qiskit import transpile
 
-        if self._device is None:
-            return transpile(qc, self._sim_exact, optimization_level=0, seed_transpiler=self._seed_transpiler)
+        if self._device is None:  # the statevector simulator's target: no density-matrix width limit
+            return transpile(qc, self._sim_shots, optimization_level=0, seed_transpiler=self._seed_transpiler)
         from qiskit.transpiler import generate_preset_pass_manager
 
         pm = generate_preset_pass_manager(backend=self._device, optimization_level=self._opt,
@@ -373,6 +373,12 @@ class QiskitBackend(BaseBackend):
 
     def _probs_batch(self, items, shots, seed):
         exact = shots is None
+        if exact and self._noise is not None:
+            widest = max(c.n_wires for c, _, _ in items)
+            limit = _aer_max_qubits(True)
+            if widest > limit:
+                raise ValueError(f"{self.name}: exact noisy results use a density matrix, at most {limit} qubits "
+                                 f"here (circuit has {widest}); give shots= for trajectory sampling")
         compiled = [self._compiled(c, tuple(w), exact) for c, _, w in items]
         circs = [self._bind(tc, p) for (tc, _), (_, p, _) in zip(compiled, items)]
         if exact:
