@@ -105,13 +105,15 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, metrics: Sequence[
             if name == "energy_error":
                 if "error_mha" not in cols:
                     continue
-                y = np.abs(cols["error_mha"])
+                y = cols["error_mha"]
             elif name in cols:
                 y = cols[name]
             else:
                 continue
             w = smooth if smooth is not None else max(1, len(y) // 50)
-            y = _smooth(np.asarray(y, dtype=float), w)
+            y = _smooth(np.asarray(y, dtype=float), w)   # smooth the signed error, then take |.|
+            if name == "energy_error":
+                y = np.abs(y)
             all_pos &= bool(np.all(y[np.isfinite(y)] > 0))
             ax.plot(step, y, label=_label(r), lw=1.2)
         if name == "energy_error":
