@@ -267,8 +267,12 @@ class QiskitBackend(BaseBackend):
     def _transpile(self, qc):
         from qiskit import transpile
 
-        if self._device is None:  # the statevector simulator's target: no density-matrix width limit
-            return transpile(qc, self._sim_shots, optimization_level=0, seed_transpiler=self._seed_transpiler)
+        if self._device is None:
+            # noisy circuits that fit a density matrix use its (smaller) gate set; wider ones the
+            # statevector simulator's target (shots by noise trajectories)
+            small = self._noise is not None and qc.num_qubits <= _aer_max_qubits(True)
+            target = self._sim_exact if small else self._sim_shots
+            return transpile(qc, target, optimization_level=0, seed_transpiler=self._seed_transpiler)
         from qiskit.transpiler import generate_preset_pass_manager
 
         pm = generate_preset_pass_manager(backend=self._device, optimization_level=self._opt,
