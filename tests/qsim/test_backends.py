@@ -462,6 +462,21 @@ def test_fake_device_circuits_are_transpiled_to_basis_and_coupling_map():
 
 
 @needs_aer
+def test_noisy_aer_exact_mode_refuses_wide_circuits_but_allows_shots():
+    from qsim.backends.qiskit import _aer_max_qubits
+
+    b = get_backend("qiskit:aer", noise_model=_noise_model())
+    n = _aer_max_qubits(True) + 1
+    assert b.capabilities.max_qubits >= n                  # shots (trajectories) are allowed this wide
+    c = qsim.Circuit(n)
+    c.h(0)
+    with pytest.raises(ValueError, match="exact noisy results use a density matrix"):
+        b.expval(c, None, qsim.Z(0))
+    with pytest.raises(ValueError, match="noise_model applies to qiskit:aer only"):
+        get_backend("qiskit:generic", noise_model=_noise_model())
+
+
+@needs_aer
 def test_credentials_are_refused_as_options():
     with pytest.raises(TypeError, match="credentials come from the environment"):
         get_backend("qiskit:aer", token="abc")
