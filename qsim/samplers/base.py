@@ -157,6 +157,20 @@ def evaluator(logdensity_fn: LogDensityFn, needs_grad: bool) -> Callable[[Array]
     return evaluate
 
 
+def draw(key, shape, dtype):
+    """One PRNG call per step: ``(xi, log_u)`` with ``xi`` standard normals of ``shape`` (walkers, k) and
+    ``log_u (walkers,)`` the log of a uniform in (0, 1) per walker. A single uniform draw of width k + 1
+    feeds both (normals through erfinv, as ``jax.random.normal`` does), which keeps compile and run time
+    low."""
+    w, k = shape
+    import numpy as np
+    lo = float(np.nextafter(np.asarray(-1.0, dtype), np.asarray(0.0, dtype)))
+    u = jax.random.uniform(key, (w, k + 1), dtype=dtype, minval=lo, maxval=1.0)
+    xi = jnp.sqrt(jnp.asarray(2.0, dtype)) * jax.lax.erf_inv(u[:, :k])
+    log_u = jnp.log(0.5 * (u[:, k] + 1.0))            # in (lo/2 + 1/2, 1): uniform on (0, 1)
+    return xi, log_u
+
+
 def refresh(state: State, logdensity_fn: LogDensityFn) -> State:
     """Recompute the cached log density (and gradient, when the state carries one) at the current
     positions for a new ``logdensity_fn`` -- call it after the density changed (e.g. a VMC parameter

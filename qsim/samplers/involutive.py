@@ -30,9 +30,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jax.scipy.special import log_ndtr
-
-from .base import (Info, Kernel, Point, State, check_logdensity_fn, check_positions, check_state,
+from .base import (Info, Kernel, Point, State, check_logdensity_fn, check_positions, check_state, draw,
                    evaluator, merge_params)
 
 __all__ = ["involutive", "rwm", "mala", "hmc"]
@@ -80,8 +78,7 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
         prm = merge_params(defaults, params)
         evaluate = evaluator(logdensity_fn, needs_grad)
 
-        def one(z, x, lp, g, m):
-            xi, z_acc = z[:-1], z[-1]
+        def one(xi, log_u, x, lp, g, m):
             point = Point(x, lp, g)
             v = sample_aux(xi, point, m, prm)
             new, v_new, log_jac = involution(point, v, evaluate, prm)
@@ -92,18 +89,16 @@ def involutive(sample_aux: Callable, involution: Callable, log_aux: Callable, *,
                 valid = valid & jnp.all(jnp.isfinite(new.grad))
             log_ratio = jnp.where(valid, log_ratio, -jnp.inf)
             acceptance = jnp.exp(jnp.minimum(log_ratio, 0.0))
-            accepted = log_ndtr(z_acc) < log_ratio          # log u with u = Phi(z) ~ U(0, 1)
+            accepted = log_u < log_ratio
             x_out = jnp.where(accepted, new.x, x)
             lp_out = jnp.where(accepted, new.logdensity, lp)
             g_out = jnp.where(accepted, new.grad, g) if needs_grad else None
             m_out = -jnp.where(accepted, v_new, v) if persistent else None
             return (x_out, lp_out, g_out, m_out), Info(acceptance, accepted, log_ratio)
 
-        # one draw of standard normals per step (dim for the auxiliary variable + 1 for the accept test):
-        # a single PRNG call keeps compile time and run time low
-        w, d = state.position.shape
-        z = jax.random.normal(key, (w, d + 1), dtype=state.position.dtype)
-        (x, lp, g, m), info = jax.vmap(one)(z, state.position, state.logdensity, state.grad, state.momentum)
+        xi, log_u = draw(key, state.position.shape, state.position.dtype)   # one PRNG call per step
+        (x, lp, g, m), info = jax.vmap(one)(xi, log_u, state.position, state.logdensity, state.grad,
+                                            state.momentum)
         return State(x, lp, g, m), info
 
     return Kernel(init, step, defaults, name)

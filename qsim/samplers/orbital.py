@@ -22,8 +22,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-
-from jax.scipy.special import log_ndtr
+import numpy as np
 
 from .base import Kernel, State, check_logdensity_fn, check_positions, check_state, evaluator, merge_params
 
@@ -80,8 +79,7 @@ def orbital(period: int = 8, step_size: float = 1.0, center=0.0, *, bijection: C
         prm = merge_params(defaults, params)
         evaluate = evaluator(logdensity_fn, False)
 
-        def one(z, x, lp):
-            v, z_pick = z[: x.shape[0]], z[x.shape[0]:]
+        def one(v, u_pick, x, lp):
 
             def body(carry, _):
                 x, v, lj = carry
@@ -100,15 +98,19 @@ def orbital(period: int = 8, step_size: float = 1.0, center=0.0, *, bijection: C
             lse = jax.nn.logsumexp(logw)
             weights = jnp.where(finite, jnp.exp(logw - lse), 0.0)
             weights = jnp.where(jnp.isfinite(lse), weights, jnp.zeros_like(weights).at[0].set(1.0))
-            gumbel = -jnp.log(-log_ndtr(z_pick))              # Gumbel noise from u = Phi(z)
+            gumbel = -jnp.log(-jnp.log(u_pick))               # Gumbel noise from uniforms
             k = jnp.argmax(jnp.log(weights) + gumbel)
             acceptance = 1.0 - weights[0]
             log_ratio = jnp.where(jnp.isfinite(lse), lse - logw[0], -jnp.inf)
             return xs[k], lps[k], acceptance, k != 0, log_ratio, xs, weights
 
         w_, d_ = state.position.shape
-        z = jax.random.normal(key, (w_, d_ + period), dtype=state.position.dtype)   # one PRNG call per step
-        x, lp, acc, moved, lr, xs, w = jax.vmap(one)(z, state.position, state.logdensity)
+        dt = state.position.dtype
+        lo = float(np.nextafter(np.asarray(-1.0, dt), np.asarray(0.0, dt)))
+        u = jax.random.uniform(key, (w_, d_ + period), dtype=dt, minval=lo)
+        v = jnp.sqrt(jnp.asarray(2.0, dt)) * jax.lax.erf_inv(u[:, :d_])    # one PRNG call per step
+        u_pick = 0.5 * (u[:, d_:] + 1.0)
+        x, lp, acc, moved, lr, xs, w = jax.vmap(one)(v, u_pick, state.position, state.logdensity)
         return State(x, lp, None, None), OrbitalInfo(acc, moved, lr, xs, w)
 
     return Kernel(init, step, defaults, f"orbital{period}")

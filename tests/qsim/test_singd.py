@@ -179,6 +179,10 @@ def test_structure_algebra(name, d):
     x = rng.normal(size=(d, 4))
     np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x))), da @ x, atol=1e-10)
     np.testing.assert_allclose(np.asarray(s.left(a, jnp.asarray(x), transpose=True)), da.T @ x, atol=1e-10)
+    if name == "tril_toeplitz":
+        for tr in (False, True):
+            np.testing.assert_allclose(np.asarray(s.left_fft(a, jnp.asarray(x), transpose=tr)), (da.T if tr else da) @ x,
+                                       atol=1e-10)
     rows = rng.normal(size=(9, d))
     m = rng.normal(size=(d, d))
     np.testing.assert_allclose(np.asarray(s.to_dense(s.project(jnp.asarray(m)))), ref_project(name, m), atol=1e-12)
