@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from qsim.circuit import Circuit, Op
 from qsim.gates import controlled_matrix
@@ -33,7 +34,6 @@ __all__ = ["simulate", "probs", "expval", "sample", "state_probs", "state_expval
            "MAX_FUSE"]
 
 MAX_FUSE = 2
-_DENSE_SLICE_LIMIT = 3  # blocks wider than this use tensordot instead of sliced products
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -98,18 +98,19 @@ def _prepare_params(circuit: Circuit, params):
 # ---------------------------------------------------------------------------------------------------
 # compilation: ops -> fused blocks -> one jitted function
 # ---------------------------------------------------------------------------------------------------
+_EPS = 1e-14
+_MAX_BLOCK_GATES = 32
+# reverse mode keeps one state per block; above this many bytes it switches to the adjoint method
+# (O(1) states, uncomputes the forward pass); ``QSIM_SV_ADJOINT=1/0`` forces it on/off.
+ADJOINT_BYTES = 64 * 2**20
+
+
 class _Gate(NamedTuple):
-    wires: tuple[int, ...]
-    const: np.ndarray | None          # full matrix when it has no trainable parameter
-    fn: Callable | None               # params -> matrix, when it has
-    diagonal: bool
-
-
-class _Block(NamedTuple):
-    wires: tuple[int, ...]
-    gates: tuple[_Gate, ...]
-    const: np.ndarray | None           # fused matrix when every gate is constant
-    pattern: tuple[tuple[int, ...], ...]  # structural non-zero columns of each row
+    wires: tuple[int, ...]            # the op's wires (controls first)
+    const: np.ndarray | None          # full complex128 matrix when the op has no trainable slot
+    group: tuple | None               # key of the vectorised matrix builder, when it has
+    fn: Callable | None               # list of parameter values -> matrix on ``wires``
+    refs: tuple                       # the op's ParamRefs
     diagonal: bool
 
 
@@ -138,107 +139,456 @@ def _op_matrix_fn(op: Op) -> tuple[Callable, bool]:
 
 def _embed(m, gwires: Sequence[int], bwires: Sequence[int]):
     """Embed matrix ``m`` on ``gwires`` into the space of ``bwires`` (a superset), as jnp."""
-    k, kb = len(gwires), len(bwires)
+    kb = len(bwires)
     if tuple(gwires) == tuple(bwires):
         return jnp.asarray(m)
     rest = [w for w in bwires if w not in gwires]
-    # operator on (gwires + rest) ordering, then permute to bwires ordering
     full = jnp.kron(jnp.asarray(m), jnp.eye(2 ** len(rest), dtype=jnp.asarray(m).dtype))
     order = list(gwires) + rest
     perm = [order.index(w) for w in bwires]
     t = full.reshape((2,) * (2 * kb))
     t = jnp.transpose(t, perm + [kb + p for p in perm])
-    del k
     return t.reshape(2 ** kb, 2 ** kb)
 
 
-def _fuse(gates: list[_Gate], n: int, max_fuse: int) -> list[list[_Gate]]:
-    """Greedy fusion: a gate joins the latest block touching its wires if the union stays small."""
-    blocks: list[list] = []      # [wires(set), gates(list)]
-    last = [-1] * n               # index of the latest block touching each wire
-    for g in gates:
-        b = max(last[w] for w in g.wires)
-        if b >= 0:
-            union = blocks[b][0] | set(g.wires)
-            # blocks after b never touch g's wires, so g may move back into block b
-            if len(union) <= max_fuse or union == blocks[b][0] or union == set(g.wires):
-                blocks[b][0] = union
-                blocks[b][1].append(g)
-                for w in g.wires:
-                    last[w] = b
-                continue
-        blocks.append([set(g.wires), [g]])
-        for w in g.wires:
-            last[w] = len(blocks) - 1
-    return [bg for _, bg in blocks]
+def _is_diag(m: np.ndarray) -> bool:
+    return bool(np.all(np.abs(m - np.diag(np.diag(m))) < _EPS))
 
 
-def _block_matrix(block_gates: Sequence[_Gate], bwires, params=None):
-    m = None
-    for g in block_gates:
-        gm = g.const if g.fn is None else g.fn(params)
-        e = _embed(gm, g.wires, bwires)
-        m = e if m is None else e @ m
-    return m
+def _is_monomial(m: np.ndarray) -> bool:
+    """One non-zero per row and column: a permutation with phases (X, CNOT, SWAP, CZ, Toffoli, ...)."""
+    nz = np.abs(m) > _EPS
+    return bool(np.all(nz.sum(0) == 1) and np.all(nz.sum(1) == 1))
 
 
-def _pattern(mat: np.ndarray) -> tuple[tuple[int, ...], ...]:
-    nz = np.abs(mat) > 1e-14
-    return tuple(tuple(int(j) for j in np.nonzero(row)[0]) for row in nz)
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse: int):
-    # matrices of fixed gates and structure probes are computed eagerly, even inside a caller's jit
-    with jax.ensure_compile_time_eval():
-        return _build(circuit_ref.circuit, cdtype_name, max_fuse)
-
-
-def _build(circuit: Circuit, cdtype_name: str, max_fuse: int):
-    n = circuit.n_wires
-    cdtype = jnp.dtype(cdtype_name)
-    rdtype = _real_dtype(cdtype)
-    gates: list[_Gate] = []
+def _gates_of(circuit: Circuit) -> list[_Gate]:
+    gates = []
     for op in circuit.ops:
         if op.name == "I" and not op.n_controls:
             continue
         full, is_const = _op_matrix_fn(op)
         if is_const:
             mat = np.asarray(full([p.value for p in op.params]), dtype=np.complex128)
-            gates.append(_Gate(op.wires, mat, None, _is_diag(mat)))
+            gates.append(_Gate(op.wires, mat, None, None, (), _is_diag(mat)))
         else:
-            refs = op.params
+            key = (op.name, op.n_controls, op.adjoint, len(op.wires))
+            gates.append(_Gate(op.wires, None, key, full, op.params, op.gate.kind == "diagonal"))
+    return gates
 
-            def fn(params, full=full, refs=refs):
-                vals = [params[r.slot] if r.slot is not None else jnp.asarray(r.value, params.dtype)
-                        for r in refs]
-                return full(vals)
-            probe = np.asarray(fn(np.random.default_rng(len(gates)).uniform(0.1, 3.0, circuit.num_params)))
-            gates.append(_Gate(op.wires, None, fn, op.gate.kind == "diagonal" and _is_diag(probe)))
-    blocks: list[_Block] = []
-    rng = np.random.default_rng(1234)
-    probe_params = rng.uniform(0.1, 3.0, max(circuit.num_params, 1))
-    for bg in _fuse(gates, n, max_fuse):
-        bwires = tuple(sorted({w for g in bg for w in g.wires}))
-        if len(bg) == 1:
-            bwires = bg[0].wires
-        const = None
-        if all(g.fn is None for g in bg):
-            const = np.asarray(_block_matrix(bg, bwires))
-            probe = const
+
+def _fuse(gates: Sequence[_Gate], n: int, max_fuse: int) -> list[list[_Gate]]:
+    """Greedy fusion into blocks of at most ``max_fuse`` wires (wider gates stay alone).
+
+    A gate joins the latest block touching its wires when the union stays small (later blocks never
+    touch its wires, so it may move back). Earlier blocks on its other wires that nothing later
+    touches are pulled forward into the same block (they commute with everything in between):
+    ``RY(0) RY(1) CNOT(0,1)`` becomes one 2-wire block.
+    """
+    blocks: list = []      # [wires(set), gates(list), wide(bool)] or None once merged away
+    last = [-1] * n
+
+    def absorb(b: int, ws: set) -> None:
+        for w in sorted(ws):
+            bp = last[w]
+            if bp < 0 or bp == b or blocks[bp][2]:
+                continue
+            bw = blocks[bp][0]
+            if (bw <= blocks[b][0] | ws and all(last[u] == bp for u in bw)
+                    and len(blocks[bp][1]) + len(blocks[b][1]) < _MAX_BLOCK_GATES):
+                blocks[b][1][:0] = blocks[bp][1]
+                blocks[b][0] |= bw
+                blocks[bp] = None
+                for u in bw:
+                    last[u] = b
+
+    for g in gates:
+        ws = set(g.wires)
+        if len(ws) > max_fuse:
+            blocks.append([ws, [g], True])
+            for w in ws:
+                last[w] = len(blocks) - 1
+            continue
+        b = max(last[w] for w in ws)
+        if b >= 0 and not blocks[b][2] and len(blocks[b][1]) < _MAX_BLOCK_GATES:
+            union = blocks[b][0] | ws
+            if len(union) <= max_fuse:
+                absorb(b, ws - blocks[b][0])
+                blocks[b][0] |= ws
+                blocks[b][1].append(g)
+                for w in ws:
+                    last[w] = b
+                continue
+        blocks.append([set(ws), [], False])
+        b = len(blocks) - 1
+        absorb(b, ws)
+        blocks[b][1].append(g)
+        for w in ws:
+            last[w] = b
+    return [bl[1] for bl in blocks if bl is not None]
+
+
+def _local_perm(gwires: Sequence[int], lwires: Sequence[int]) -> np.ndarray:
+    """sigma: index over ``lwires`` -> index over (gwires, rest of lwires) (kron(g, I) ordering)."""
+    k = len(lwires)
+    order = list(gwires) + [w for w in lwires if w not in gwires]
+    pos = [lwires.index(w) for w in order]
+    i = np.arange(2 ** k)
+    bits = [(i >> (k - 1 - p)) & 1 for p in pos]
+    out = np.zeros_like(i)
+    for b in bits:
+        out = 2 * out + b
+    return out
+
+
+def _apply_matrix(s, n: int, ws: Sequence[int], m, static: bool = False, diagonal: bool = False):
+    """Apply the ``(2**k, 2**k)`` matrix ``m`` on sorted wires ``ws`` to a flat ``(2**n,)`` state.
+
+    The state is viewed as ``(d0, 2, d1, 2, ..., 2, dk)`` (a free reshape); each output slice is a
+    sum of input slices times matrix entries and the slices are concatenated back: one pass over
+    the state, no transposes. A static (NumPy) matrix skips its zeros and unit coefficients.
+    """
+    k = len(ws)
+    shape, prev = [], -1
+    for w in ws:
+        shape += [2 ** (w - prev - 1), 2]
+        prev = w
+    shape.append(2 ** (n - 1 - prev))
+    t = s.reshape(shape)
+    if diagonal:
+        d = jnp.diagonal(m) if not static else np.diagonal(m)
+        bshape = [1] * len(shape)
+        for j in range(k):
+            bshape[2 * j + 1] = 2
+        d = jnp.asarray(d, s.dtype).reshape((2,) * k).reshape(bshape)
+        return (t * d).reshape(s.shape)
+
+    def sl(c):
+        idx = [slice(None)] * len(shape)
+        for j in range(k):
+            b = (c >> (k - 1 - j)) & 1
+            idx[2 * j + 1] = slice(b, b + 1)
+        return t[tuple(idx)]
+
+    if not static:
+        # dense: out = sum_c m[:, c] (broadcast over the output bits) * slice_c; no concatenation,
+        # which XLA compiles about twice as fast as the sliced-rows form
+        bshape = [1] * len(shape)
+        for j in range(k):
+            bshape[2 * j + 1] = 2
+        out = None
+        for c in range(2 ** k):
+            col = m[:, c].reshape(bshape)
+            term = col * sl(c)
+            out = term if out is None else out + term
+        return out.reshape(s.shape)
+    cache: dict[int, object] = {}
+    rows = []
+    for r in range(2 ** k):
+        acc = None
+        for c in range(2 ** k):
+            if static:
+                coef = complex(m[r, c])
+                if abs(coef) < _EPS:
+                    continue
+            else:
+                coef = m[r, c]
+            if c not in cache:
+                cache[c] = sl(c)
+            x = cache[c]
+            if static and coef == 1:
+                term = x
+            elif static and coef == -1:
+                term = -x
+            else:
+                term = coef * x
+            acc = term if acc is None else acc + term
+        rows.append(acc if acc is not None else jnp.zeros_like(sl(0)))
+    for j in reversed(range(k)):
+        rows = [jnp.concatenate([rows[2 * i], rows[2 * i + 1]], axis=2 * j + 1)
+                for i in range(len(rows) // 2)]
+    return rows[0].reshape(s.shape)
+
+
+class _Kernel(NamedTuple):
+    fwd: Callable      # (state, m, params) -> state
+    bwd: Callable      # (state_out, cotangent_out, m, params) -> (state_in, cotangent_in, dm, dparams)
+
+
+def _generic_bwd(fwd, inv):
+    def bwd(psi, lam, m, p):
+        psi_in = inv(psi, m, p)
+        _, vjp = jax.vjp(fwd, psi_in, m, p)
+        lam_in, gm, gp = vjp(lam)
+        return psi_in, lam_in, gm, gp
+    return bwd
+
+
+def _pair_apply(n, ws, a, b, ma, mb, static=False, diagonal=False):
+    """Apply ``ma`` to ``a`` and ``mb`` to ``b`` in one kernel (vmap over the pair)."""
+    if static:
+        return (_apply_matrix(a, n, ws, ma, static=True, diagonal=diagonal),
+                _apply_matrix(b, n, ws, mb, static=True, diagonal=diagonal))
+    out = jax.vmap(lambda s, m: _apply_matrix(s, n, ws, m, diagonal=diagonal))(jnp.stack([a, b]),
+                                                                                 jnp.stack([ma, mb]))
+    return out[0], out[1]
+
+
+def _split_shape(n, ws):
+    shape, prev = [], -1
+    for w in ws:
+        shape += [2 ** (w - prev - 1), 2]
+        prev = w
+    shape.append(2 ** (n - 1 - prev))
+    return shape
+
+
+def _dense_kernel(n, ws, stride, diagonal):
+    k = len(ws)
+
+    def fwd(s, m, p):
+        return _apply_matrix(s, n, ws, m[::stride, ::stride], diagonal=diagonal)
+
+    def bwd(psi, lam, m, p):
+        # JAX's cotangent of out = M s: ds = M^T lam, dM[r, c] = sum lam_r s_c (no conjugates)
+        sub = m[::stride, ::stride]
+        psi_in, lam_in = _pair_apply(n, ws, psi, lam, jnp.conj(sub).T, sub.T, diagonal=diagonal)
+        shape = _split_shape(n, ws)
+        tl, tp = lam.reshape(shape), psi_in.reshape(shape)
+        axes = list(range(len(shape)))
+        free = [2 * j + 1 for j in range(k)]
+        rest = [a for a in axes if a not in free]
+        if diagonal:
+            g = jnp.sum(tl * tp, axis=rest).reshape(-1)
+            gsub = jnp.diag(g)
         else:
-            probe = np.asarray(_block_matrix(bg, bwires, probe_params))
-        blocks.append(_Block(bwires, tuple(bg), const, _pattern(probe), all(g.diagonal for g in bg)))
+            letters = "abcdefghijklmnopqrstuvwxyz"
+            li = [letters[a] for a in axes]
+            ri = [letters[a] if a in rest else letters[len(axes) + a] for a in axes]
+            outi = [letters[a] for a in free] + [letters[len(axes) + a] for a in free]
+            gsub = jnp.einsum(f"{''.join(li)},{''.join(ri)}->{''.join(outi)}", tl, tp)
+            gsub = gsub.reshape(2 ** k, 2 ** k)
+        gm = jnp.zeros_like(m).at[::stride, ::stride].set(gsub)
+        return psi_in, lam_in, gm, jnp.zeros_like(p)
+    return _Kernel(fwd, bwd)
+
+
+def _static_kernel(n, ws, mat):
+    diag = _is_diag(mat)
+    adj, tr = np.conj(mat).T, mat.T
+
+    def fwd(s, m, p):
+        return _apply_matrix(s, n, ws, mat, static=True, diagonal=diag)
+
+    def bwd(psi, lam, m, p):
+        psi_in, lam_in = _pair_apply(n, ws, psi, lam, adj, tr, static=True, diagonal=diag)
+        return psi_in, lam_in, jnp.zeros_like(m), jnp.zeros_like(p)
+    return _Kernel(fwd, bwd)
+
+
+def _wide_kernel(n, ws, gate: _Gate, rdtype):
+    def matrix(p):
+        vals = [p[r.slot] if r.slot is not None else jnp.asarray(r.value, rdtype) for r in gate.refs]
+        return _embed(gate.fn(vals), gate.wires, ws)
+
+    def fwd(s, m, p):
+        return _apply_matrix(s, n, ws, matrix(p).astype(s.dtype), diagonal=gate.diagonal)
+
+    def inv(s, m, p):
+        return _apply_matrix(s, n, ws, jnp.conj(matrix(p)).T.astype(s.dtype), diagonal=gate.diagonal)
+    return _Kernel(fwd, _generic_bwd(fwd, inv))
+
+
+class _Program(NamedTuple):
+    """A compiled circuit: block matrices from params, then one scan over kernel indices."""
+
+    n: int
+    kernels: tuple[_Kernel, ...]
+    kidx: np.ndarray                  # (B,) int32 kernel of each block
+    dim: int                          # D: block matrices are (D, D)
+    table_const: np.ndarray           # (1 + Nc, D, D) identity then embedded fixed gates
+    groups: tuple                     # trainable-gate builders (see _build)
+    gidx: np.ndarray                  # (B, K) rows of the gate table multiplied into each block
+    adjoint: bool
+
+
+def _build_program(circuit: Circuit, max_fuse: int, rdtype, adjoint_mode: str, itemsize: int) -> _Program:
+    n = circuit.n_wires
+    gates = _gates_of(circuit)
+    fused = _fuse(gates, n, max_fuse)
+    small = [bg for bg in fused if len({w for g in bg for w in g.wires}) <= max_fuse]
+    kmax = max([len({w for g in bg for w in g.wires}) for bg in small] + [1])
+    dim = 2 ** kmax
+    const_rows = [np.eye(dim, dtype=np.complex128)]
+    group_rows: dict[tuple, list] = {}      # key -> list of (gate, sigma)
+    kernels: dict[tuple, int] = {}
+    kernel_list: list[_Kernel] = []
+    kidx, gidx = [], []
+    pending: list[tuple[int, int, tuple]] = []   # (block, slot in gidx row, (group key, index))
+
+    def kernel(key, make):
+        if key not in kernels:
+            kernels[key] = len(kernel_list)
+            kernel_list.append(make())
+        return kernels[key]
+
+    for bg in fused:
+        ws = tuple(sorted({w for g in bg for w in g.wires}))
+        kb = len(ws)
+        row: list = []
+        if kb > max_fuse:                                    # a wide gate, alone
+            g = bg[0]
+            if g.const is not None:
+                mat = np.asarray(_embed(g.const, g.wires, ws))
+                kidx.append(kernel(("static", ws, mat.tobytes()), lambda: _static_kernel(n, ws, mat)))
+            else:
+                kidx.append(kernel(("wide", len(kidx)), lambda: _wide_kernel(n, ws, g, rdtype)))
+            gidx.append(row)
+            continue
+        lw = list(ws) + [n + j for j in range(kmax - kb)]    # dummy wires pad to kmax
+        if all(g.const is not None for g in bg):
+            mat = np.eye(2 ** kb, dtype=np.complex128)
+            for g in bg:
+                mat = np.asarray(_embed(g.const, g.wires, ws)) @ mat
+            if _is_monomial(mat) and not _is_diag(mat):
+                kidx.append(kernel(("static", ws, mat.tobytes()), lambda: _static_kernel(n, ws, mat)))
+                gidx.append(row)
+                continue
+        diagonal = all(g.diagonal for g in bg)
+        kind = "diag" if diagonal else "dense"
+        kidx.append(kernel((kind, ws), lambda: _dense_kernel(n, ws, 2 ** (kmax - kb), diagonal)))
+        for g in bg:
+            sigma = _local_perm(list(g.wires), lw)
+            if g.const is not None:
+                kg = g.const.shape[0]
+                full = np.kron(g.const, np.eye(dim // kg))
+                const_rows.append(full[np.ix_(sigma, sigma)])
+                row.append(("c", len(const_rows) - 1))
+            else:
+                lst = group_rows.setdefault(g.group, [])
+                lst.append((g, sigma))
+                row.append(("g", g.group, len(lst) - 1))
+        gidx.append(row)
+
+    # the gate table: [identity, fixed gates..., group 1 gates..., group 2 gates...]
+    offsets, off = {}, len(const_rows)
+    groups = []
+    for key, lst in group_rows.items():
+        offsets[key] = off
+        off += len(lst)
+        g0 = lst[0][0]
+        npar = len(g0.refs)
+        slots = np.array([[r.slot if r.slot is not None else 0 for r in g.refs] for g, _ in lst], np.int32)
+        is_slot = np.array([[r.slot is not None for r in g.refs] for g, _ in lst], bool).reshape(-1, npar)
+        fixed = np.array([[r.value if r.value is not None else 0.0 for r in g.refs] for g, _ in lst],
+                         np.float64).reshape(-1, npar)
+        sig = np.stack([s for _, s in lst]).astype(np.int32)
+        groups.append((g0.fn, slots.reshape(-1, npar), is_slot, fixed, sig, 2 ** len(g0.wires)))
+    K = max([len(r) for r in gidx] + [1])
+    gmat = np.zeros((len(gidx), K), np.int32)
+    for b, row in enumerate(gidx):
+        for j, e in enumerate(row):
+            gmat[b, j] = e[1] if e[0] == "c" else offsets[e[1]] + e[2]
+    state_bytes = (2 ** n) * itemsize
+    if adjoint_mode == "auto":
+        adjoint = len(kidx) * state_bytes > ADJOINT_BYTES
+    else:
+        adjoint = adjoint_mode == "1"
+    return _Program(n, tuple(kernel_list), np.asarray(kidx, np.int32), dim, np.stack(const_rows),
+                    tuple(groups), gmat, adjoint)
+
+
+def _block_matrices(prog: _Program, p, cdtype):
+    """(B, D, D) block matrices: gate-table rows multiplied together (tiny batched matmuls)."""
+    parts = [jnp.asarray(prog.table_const, cdtype)]
+    dim = prog.dim
+    for fn, slots, is_slot, fixed, sig, d in prog.groups:
+        vals = jnp.where(is_slot, p[slots], jnp.asarray(fixed, p.dtype))
+        g = jax.vmap(lambda v, fn=fn: jnp.asarray(fn([v[i] for i in range(v.shape[0])])))(vals)
+        g = g.astype(cdtype)
+        full = jnp.einsum("gab,cd->gacbd", g, jnp.eye(dim // d, dtype=cdtype)).reshape(-1, dim, dim)
+        rows = np.arange(len(sig))[:, None, None]
+        parts.append(full[rows, sig[:, :, None], sig[:, None, :]])
+    table = jnp.concatenate(parts) if len(parts) > 1 else parts[0]
+    m = table[prog.gidx[:, 0]]
+    for j in range(1, prog.gidx.shape[1]):
+        m = table[prog.gidx[:, j]] @ m
+    return m
+
+
+def _scan_forward(prog: _Program, mats, p, state, checkpoint: bool):
+    fwds = [k.fwd for k in prog.kernels]
+    if checkpoint:
+        fwds = [jax.checkpoint(f) for f in fwds]
+
+    def body(s, x):
+        k, m = x
+        if len(fwds) == 1:
+            return fwds[0](s, m, p), None
+        return lax.switch(k, fwds, s, m, p), None
+    return lax.scan(body, state, (jnp.asarray(prog.kidx), mats))[0]
+
+
+def _make_runner(prog: _Program, cdtype):
+    """(params, state0) -> final state, one jitted function."""
+    rdtype = _real_dtype(cdtype)
+    if not len(prog.kidx):
+        return jax.jit(lambda params, state: state)
+
+    if prog.adjoint:
+        @jax.custom_vjp
+        def apply(mats, p, state):
+            return _scan_forward(prog, mats, p, state, False)
+
+        def apply_fwd(mats, p, state):
+            out = _scan_forward(prog, mats, p, state, False)
+            return out, (mats, p, out)
+
+        def apply_bwd(res, lam):
+            mats, p, out = res
+
+            bwds = [functools.partial(k.bwd, p=p) for k in prog.kernels]
+
+            def body(c, x):
+                psi, lam, gp = c
+                k, m = x
+                if len(bwds) == 1:
+                    psi, lam, gm, dp = bwds[0](psi, lam, m)
+                else:
+                    psi, lam, gm, dp = lax.switch(k, bwds, psi, lam, m)
+                return (psi, lam, gp + dp), gm
+            (_, lam0, gp), gms = lax.scan(body, (out, lam, jnp.zeros_like(p)),
+                                          (jnp.asarray(prog.kidx), mats), reverse=True)
+            return gms, gp, lam0
+
+        apply.defvjp(apply_fwd, apply_bwd)
+    else:
+        def apply(mats, p, state):
+            return _scan_forward(prog, mats, p, state, True)
 
     def run(params, state):
-        state = state.reshape((2,) * n)
-        p = None if params is None else params.astype(rdtype)
-        for b in blocks:
-            m = b.const if b.const is not None else jnp.asarray(_block_matrix(b.gates, b.wires, p), cdtype)
-            state = _apply_block(state, m, b)
-        return state.reshape(-1)
+        p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
+        mats = _block_matrices(prog, p, cdtype)
+        return apply(mats, p, state.astype(cdtype))
 
     return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse: int, adjoint_mode: str):
+    cdtype = jnp.dtype(cdtype_name)
+    with jax.ensure_compile_time_eval():
+        prog = _build_program(circuit_ref.circuit, max_fuse, _real_dtype(cdtype), adjoint_mode,
+                              cdtype.itemsize)
+    return _make_runner(prog, cdtype), prog
+
+
+def _adjoint_mode() -> str:
+    v = os.environ.get("QSIM_SV_ADJOINT", "auto").strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return "1"
+    if v in ("0", "false", "no", "off"):
+        return "0"
+    return "auto"
 
 
 class _CircuitRef:
@@ -254,55 +604,6 @@ class _CircuitRef:
 
     def __eq__(self, other):
         return isinstance(other, _CircuitRef)
-
-
-def _is_diag(m: np.ndarray) -> bool:
-    return bool(np.all(np.abs(m - np.diag(np.diag(m))) < 1e-14))
-
-
-def _apply_block(state, m, b: _Block):
-    wires = b.wires
-    k = len(wires)
-    n = state.ndim
-    if b.diagonal:
-        d = jnp.asarray(np.diagonal(m) if isinstance(m, np.ndarray) else jnp.diagonal(m), state.dtype)
-        d = d.reshape((2,) * k)
-        order = np.argsort(wires)
-        d = jnp.transpose(d, order)
-        shape = [1] * n
-        for w in wires:
-            shape[w] = 2
-        return state * d.reshape(shape)
-    if k > _DENSE_SLICE_LIMIT:
-        t = jnp.asarray(m, state.dtype).reshape((2,) * (2 * k))
-        out = jnp.tensordot(t, state, axes=(list(range(k, 2 * k)), list(wires)))
-        return jnp.moveaxis(out, list(range(k)), list(wires))
-
-    def sl(col: int):
-        idx = [slice(None)] * n
-        for j, w in enumerate(wires):
-            idx[w] = (col >> (k - 1 - j)) & 1
-        return state[tuple(idx)]
-
-    const = isinstance(m, np.ndarray)
-    cache: dict[int, object] = {}
-    outs = []
-    for a, cols in enumerate(b.pattern):
-        acc = None
-        for c in cols:
-            if c not in cache:
-                cache[c] = sl(c)
-            coef = complex(m[a, c]) if const else m[a, c]
-            if const and coef == 1:
-                term = cache[c]
-            elif const and coef == -1:
-                term = -cache[c]
-            else:
-                term = coef * cache[c]
-            acc = term if acc is None else acc + term
-        outs.append(acc)
-    out = jnp.stack(outs).reshape((2,) * k + outs[0].shape)
-    return jnp.moveaxis(out, list(range(k)), list(wires))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -326,8 +627,12 @@ def simulate(circuit: Circuit, params=None, *, init_state=None, dtype=None, max_
     params = _prepare_params(circuit, params)
     cdtype = _complex_dtype(params, dtype)
     _check_memory(circuit.n_wires, cdtype)
-    fn = _compiled(circuit.key(), _CircuitRef(circuit), jnp.dtype(cdtype).name,
-                   MAX_FUSE if max_fuse is None else int(max_fuse))
+    if max_fuse is None:
+        max_fuse = MAX_FUSE
+    if isinstance(max_fuse, bool) or not isinstance(max_fuse, (int, np.integer)) or not 1 <= max_fuse <= 4:
+        raise ValueError(f"max_fuse must be an int from 1 to 4, got {max_fuse!r}")
+    fn = _compiled(circuit.key(), _CircuitRef(circuit), jnp.dtype(cdtype).name, int(max_fuse),
+                   _adjoint_mode())[0]
     state0 = _initial_state(circuit.n_wires, init_state, cdtype)
     if params is not None and params.ndim > 1:
         f = lambda p: fn(p, state0)  # noqa: E731
