@@ -18,6 +18,7 @@ Periodicity: the networks see ``x`` only through ``sin(m pi x / L)``, ``cos(m pi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -101,21 +102,34 @@ def _check_cfg(cfg: LearnerConfig):
         raise ValueError(f"learning rate lr={cfg.lr!r} must be positive")
 
 
-def init_learner(cfg: LearnerConfig, d: int, L: float, seed: int = 0, dtype=None):
-    """``(model, optimizer, TrainState)`` for ``cfg`` on the box [-L, L)^d."""
+@functools.lru_cache(maxsize=16)
+def _build(cfg: LearnerConfig, d: int, L: float):
+    """Model, optimiser, jitted init and jitted train step for one configuration (cached, so that
+    repeated and resumed runs in one process compile once)."""
     import jax
-    import jax.numpy as jnp
     import optax
 
-    _check_cfg(cfg)
-    dtype = dtype or jnp.float32
     out = d if cfg.learner == "cfm" else None
     model = FlowNet(L, d, out, cfg.width, cfg.depth, cfg.n_freq, cfg.t_freq)
-    params = model.init(jax.random.PRNGKey(seed), jnp.zeros(d, dtype), jnp.zeros((), dtype))
     warm = min(int(cfg.warmup), int(cfg.steps) // 10)
     sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warm, max(int(cfg.steps), warm + 1),
                                                cfg.lr * 0.02)
     opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(sched))
+    # jitted: eager Flax init dispatches op by op and costs seconds on a busy CPU
+    init = jax.jit(model.init)
+    step = make_train_step(make_loss(model, cfg.learner, L), opt)
+    return model, opt, init, step
+
+
+def init_learner(cfg: LearnerConfig, d: int, L: float, seed: int = 0, dtype=None):
+    """``(model, optimizer, TrainState)`` for ``cfg`` on the box [-L, L)^d."""
+    import jax
+    import jax.numpy as jnp
+
+    _check_cfg(cfg)
+    dtype = dtype or jnp.float32
+    model, opt, init, _ = _build(cfg, int(d), float(L))
+    params = init(jax.random.PRNGKey(seed), jnp.zeros(d, dtype), jnp.zeros((), dtype))
     return model, opt, TrainState(params, opt.init(params))
 
 
@@ -227,7 +241,7 @@ def train(cfg: LearnerConfig, source, target, L: float, seed: int = 0, run=None,
     if source.d != target.d:
         raise ValueError(f"source dimension {source.d} does not match target dimension {target.d}")
     model, opt, state = init_learner(cfg, target.d, L, seed)
-    step_fn = make_train_step(make_loss(model, cfg.learner, L), opt)
+    step_fn = _build(cfg, int(target.d), float(L))[3]
     start = 0
     if run is not None:
         restored = run.load_checkpoint(state)
