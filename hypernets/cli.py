@@ -104,6 +104,26 @@ def noise_model(p: float):
     return nm
 
 
+def noisy_aer_backend(p: float, n_qubits: int, seed: int = 0):
+    """qsim's ``qiskit:aer`` with :func:`noise_model` when it accepts ``n_qubits``; otherwise (its noisy
+    path is limited by the density-matrix size) Aer's trajectory sampler with the same noise model."""
+    import qsim
+
+    from .train import AerTrajectorySampler
+
+    nm = noise_model(p)
+    try:
+        backend = qsim.get_backend("qiskit:aer", noise_model=nm, seed=seed)
+        mq = backend.capabilities.max_qubits
+        if mq is None or mq >= n_qubits:
+            return backend
+    except (ValueError, ImportError):
+        pass
+    print(f"note: qiskit:aer's noisy path is limited to fewer than {n_qubits} qubits here; sampling with "
+          f"Aer's statevector trajectories and the same noise model", file=sys.stderr)
+    return AerTrajectorySampler(nm, seed=seed)
+
+
 def _make_task(cfg):
     from .tasks import get_task
 
@@ -217,9 +237,7 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
                 continue
             backend = cfg["backend"]
             if cfg["noise"]:
-                import qsim
-                backend = qsim.get_backend(cfg["backend"], noise_model=noise_model(cfg["noise"]),
-                                           seed=cfg["seed"])
+                backend = noisy_aer_backend(cfg["noise"], land.num_bits, cfg["seed"])
             for r in range(start, R):
                 sres = train_shots(land, d, backend, shots=shots, steps=cfg["steps"],
                                    learning_rate=cfg["learning_rate"], gradient=cfg["gradient"],

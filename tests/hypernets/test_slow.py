@@ -51,11 +51,10 @@ def test_image_task_most_probable_network_reaches_optimal_test_accuracy():
 
 
 def test_shot_mode_on_noisy_aer_reaches_95_percent_training_accuracy(gaussian_landscape):
-    import qsim
-    from hypernets.cli import noise_model
+    from hypernets.cli import noisy_aer_backend
     from hypernets.train import train_shots
 
-    backend = qsim.get_backend("qiskit:aer", noise_model=noise_model(1e-3), seed=0)
+    backend = noisy_aer_backend(1e-3, 18, seed=0)
     out = train_shots(gaussian_landscape, 1, backend, shots=1000, steps=150, learning_rate=0.1,
                       gradient="spsa", seed=0)
     assert out["most_probable"]["train_accuracy"] >= 0.95, out["most_probable"]
