@@ -168,10 +168,10 @@ def _append_compact(circuit: Circuit, terms, slot: int) -> None:
         pauli_rotation(scratch, s, scratch.new_param(), sign=1 if coeff > 0 else -1)
         k = next(i for i, op in enumerate(scratch.ops) if op.params and op.params[0].slot is not None)
         v = _ops_matrix(scratch.ops[:k], support)
-        circuit.unitary(v if prev is None else v @ prev.conj().T, support)
+        circuit.unitary(np.ascontiguousarray(v if prev is None else v @ prev.conj().T), support)
         circuit.rz(scratch.ops[k].wires[0], param=slot)
         prev = v
-    circuit.unitary(prev.conj().T, support)
+    circuit.unitary(np.ascontiguousarray(prev.conj().T), support)
 
 
 def _append_excitation(circuit: Circuit, gen: PauliSum, form: str = "compact") -> float:

@@ -30,7 +30,8 @@ DEFAULTS = {
     "steps": 200,
     "qng": False,
     "tol": 0.0,                 # stop early when the energy moved less than tol over 10 steps (0: never)
-    "nqs": {"alpha": 2, "n_samples": 1024, "learning_rate": 0.1, "diag_shift": 0.01},
+    "nqs": {"alpha": 2, "n_samples": 1024, "learning_rate": 0.1, "diag_shift": 0.01, "sampler": "auto",
+            "n_restarts": 3, "warmup_steps": 30},
     "checkpoint_every": 50,
 }
 
@@ -131,6 +132,8 @@ def run_config(cfg: dict, out, progress: bool = False) -> int:
             res = run_nqs(mh.qubit_hamiltonian, mh.n_qubits, alpha=int(n["alpha"]), n_samples=int(n["n_samples"]),
                           steps=int(cfg["steps"]), learning_rate=float(n["learning_rate"]),
                           diag_shift=float(n["diag_shift"]), seed=int(cfg["seed"]), run=rd, callback=cb,
+                          sampler=str(n["sampler"]), n_restarts=int(n["n_restarts"]),
+                          warmup_steps=int(n["warmup_steps"]),
                           exact_every=10 if mh.n_qubits <= 16 else 0)
             energy = res.exact_energy if res.exact_energy is not None else res.energy
             rd.update_summary(energy=energy, error_mha=err_mha(energy), mc_energy=res.energy,
