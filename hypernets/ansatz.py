@@ -83,8 +83,9 @@ def init_params(key, circuit, dtype=None):
     import jax
     import jax.numpy as jnp
 
-    dtype = dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
-    return jax.random.uniform(key, (circuit.num_params,), dtype=dtype, minval=0.0, maxval=2 * math.pi)
+    dtype = jnp.dtype(dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32))
+    with jax.enable_x64(bool(jax.config.jax_enable_x64) or dtype == jnp.float64):
+        return jax.random.uniform(key, (circuit.num_params,), dtype=dtype, minval=0.0, maxval=2 * math.pi)
 
 
 # -- a specialised simulator for these two layered ansatze ---------------------------------------

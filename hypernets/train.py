@@ -107,6 +107,8 @@ def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None 
 
 
 def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
+    """scipy L-BFGS-B; when it stops early on a failed line search (common with float32 values) while
+    still improving, it restarts from where it stopped with a fresh memory, until ``max_iter``."""
     from scipy.optimize import minimize
 
     dtype = x0.dtype
@@ -121,9 +123,18 @@ def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
         if callback is not None:
             callback(it[0], float(intermediate_result.fun))
 
-    res = minimize(fun, np.asarray(x0, np.float64), jac=True, method="L-BFGS-B", callback=cb,
-                   options={"maxiter": int(max_iter), "ftol": tol, "gtol": 1e-10, "maxcor": 20})
-    return np.asarray(res.x), it[0]
+    x = np.asarray(x0, np.float64)
+    f_prev = None
+    while it[0] < int(max_iter):
+        start = it[0]
+        res = minimize(fun, x, jac=True, method="L-BFGS-B", callback=cb,
+                       options={"maxiter": int(max_iter) - it[0], "ftol": tol, "gtol": 1e-10, "maxcor": 20})
+        x = np.asarray(res.x)
+        improved = f_prev is None or res.fun < f_prev - 1e-6 * abs(f_prev)
+        f_prev = float(res.fun) if f_prev is None else min(f_prev, float(res.fun))
+        if res.success or it[0] - start < 2 or not improved:
+            break
+    return x, it[0]
 
 
 def _adam(vg, x0, steps: int, lr: float, callback):

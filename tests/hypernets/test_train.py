@@ -39,7 +39,7 @@ def test_evaluate_metrics_on_a_hand_made_distribution(tiny_landscape):
 
 
 def test_exact_training_concentrates_on_the_optimum(tiny_landscape):
-    res = train_exact(tiny_landscape, depth=2, restarts=3, seed=0, max_iter=200)
+    res = train_exact(tiny_landscape, depth=2, restarts=3, seed=0, max_iter=120)
     p_opt = np.mean([r.p_optimal for r in res])
     assert p_opt >= 0.5, [r.p_optimal for r in res]
     best = min(res, key=lambda r: r.expected_cost)
