@@ -295,11 +295,23 @@ def run(args) -> dict:
             }
             rows.append(row)
             print_row(row, flush=True)
+            write(args, result(args, bw, load0, rows))   # after every row: a partial run leaves data
+    return result(args, bw, load0, rows)
+
+
+def result(args, bw, load0, rows) -> dict:
     return {"machine": machine(), "bandwidth": bw, "load_average_start": load0,
-            "load_average_end": os.getloadavg(), "rows": rows,
+            "load_average_end": os.getloadavg(), "rows": rows, "command": " ".join(sys.argv),
             "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": sv.MAX_FUSE,
+                         "default_qubit_max": args.default_max,
                          "observable": "sum_i Z_i", "aer": "statevector, double, default fusion",
-                         "pennylane_gradients": "adjoint", "qsim_gradients": "jax.value_and_grad"}}
+                         "pennylane_gradients": "adjoint", "qsim_gradients": "jax.value_and_grad",
+                         "qsim_adjoint_bytes": sv.ADJOINT_BYTES}}
+
+
+def write(args, res) -> None:
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
 
 
 COLS = ["qsim-128", "qsim-64", "lightning.qubit", "default.qubit", "aer"]
@@ -342,10 +354,7 @@ def main(argv=None):
         args.max_qubits = min(args.max_qubits, 20)
         args.repeats = min(args.repeats, 3)
     print_header()
-    res = run(args)
-    res["command"] = " ".join(sys.argv)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    write(args, run(args))
     print(f"wrote {args.out}")
 
 

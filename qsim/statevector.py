@@ -699,6 +699,23 @@ def state_expval(state, observable: PauliSum, n_wires: int | None = None):
         flipped = jnp.flip(psi, axis=flip_axes) if flip_axes else psi
         w = jnp.conj(psi) * flipped
         zaxes = sorted({a for _, z in terms for a in range(n) if (z >> (n - 1 - a)) & 1})
+        if len(zaxes) > 6 and len(terms) <= 4 * n:
+            # many wires, few terms (e.g. sum_i Z_i): one fused pass, sum(w * diagonal) with the
+            # diagonal a sum of broadcast +-1 factors (a Walsh-Hadamard over every wire would cost
+            # one pass per wire)
+            rdt = jnp.real(w).dtype
+            sgn = [jnp.asarray([1.0, -1.0], rdt).reshape([2 if b == a else 1 for b in range(n)])
+                   for a in range(n)]
+            diag = 0.0
+            for c, z in terms:
+                f = c * (-1) ** bin(x & z).count("1")
+                fac = None
+                for a in range(n):
+                    if (z >> (n - 1 - a)) & 1:
+                        fac = sgn[a] if fac is None else fac * sgn[a]
+                diag = diag + (f if fac is None else f * fac)
+            total = total + jnp.sum(w * diag)
+            continue
         other = tuple(a for a in range(n) if a not in zaxes)
         marg = jnp.sum(w, axis=other) if other else w
         if zaxes:
