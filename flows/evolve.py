@@ -113,7 +113,7 @@ def evolve(psi0, flow: Flow, grid: Grid, T: float, steps: int, formula: str = "8
             return psi, None
 
         run = jax.jit(lambda p: jax.lax.scan(body, p, jnp.arange(int(steps), dtype=rdtype))[0])
-        return run(psi0)
+        return _finite(run(psi0))
     # 'split'
     vmax = 0.0
     vfun = jax.jit(lambda t: velocity_on_grid(flow, grid, t, rdtype))
@@ -152,7 +152,15 @@ def evolve(psi0, flow: Flow, grid: Grid, T: float, steps: int, formula: str = "8
         return psi, None
 
     run = jax.jit(lambda p: jax.lax.scan(body, p, jnp.arange(int(steps), dtype=rdtype))[0])
-    return run(psi0)
+    return _finite(run(psi0))
+
+
+def _finite(psi):
+    if not bool(np.all(np.isfinite(np.asarray(psi)))):
+        raise ValueError("the evolution produced non-finite amplitudes: the flow's potential or "
+                         "velocity is not finite on the grid (an exploding field?); check it with "
+                         "flows.hamiltonian.check_velocity")
+    return psi
 
 
 def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) -> np.ndarray:
@@ -177,6 +185,9 @@ def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) 
         return Q @ (np.exp(-1j * tau * lam) * (Q.conj().T @ x))
 
     x = psi.reshape(-1)
+    v_test = np.asarray(vfun(t0), dtype=np.float64)
+    if not np.all(np.isfinite(v_test)):
+        raise ValueError(f"velocity field is not finite on the grid at t={t0}")
     try:  # BLAS threads thrash on a loaded machine; one thread is fastest for these sizes
         from threadpoolctl import threadpool_limits
         limit = threadpool_limits(1)

@@ -85,3 +85,12 @@ def test_evolve_bad_inputs(sine_case):
         evolve(psi0, flow, grid, 1.0, 0, "8")
     with pytest.raises(ValueError, match="non-finite"):
         evolve(np.full(grid.shape, np.nan), flow, grid, 1.0, 10, "8")
+
+
+def test_exploding_field_is_reported(sine_case):
+    grid, _, psi0, _ = sine_case
+    bad = gradient_flow(lambda x, t: jnp.log(jnp.cos(x[0])), 1)      # singular at x = +-pi/2
+    with pytest.raises(ValueError, match="non-finite|not finite"):
+        evolve(psi0, bad, grid, 1.0, 10, "8")
+    with pytest.raises(ValueError, match="not finite"):
+        evolve(psi0, bad, grid, 1.0, 2, "split")
