@@ -72,6 +72,14 @@ def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
     rows = []
 
     def add(name, vg, x, note=""):
+        try:
+            _add(name, vg, x, note)
+        except Exception as e:  # a peer that fails is recorded, not fatal
+            rows.append({"what": name, "error": f"{type(e).__name__}: {e}", "median_s": float("nan"),
+                         "first_call_s": float("nan"), "value": float("nan")})
+            print(f"  {name}: FAILED {type(e).__name__}: {e}", flush=True)
+
+    def _add(name, vg, x, note=""):
         t0 = time.perf_counter()
         v, g = vg(x)
         jax.block_until_ready(g) if hasattr(g, "block_until_ready") else None
@@ -144,8 +152,9 @@ def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
 
     # value and gradient: PennyLane's grad runs the forward pass itself; report grad + one forward
     add("pennylane lightning.qubit adjoint (float64)", vg_l, xl, note="value and adjoint gradient, 2 calls")
-    vals = [r["value"] for r in rows]
-    assert np.allclose(vals, vals[0], rtol=1e-4), vals
+    vals = [r["value"] for r in rows if "error" not in r]
+    for r in rows:
+        r["agrees_with_fast_float64"] = bool(np.isclose(r["value"], rows[1]["value"], rtol=1e-4))
     return rows
 
 
@@ -177,7 +186,8 @@ def main(argv=None):
     for r in land:
         print(f"{r['what']:58s} {r['warm_median_s']:9.3f}s {r['cold_s']:10.2f}s {'':>7s}")
     for r in exact:
-        print(f"{r['what']:58s} {r['median_s']:9.4f}s {r['first_call_s']:10.2f}s {r['ratio_to_fast_float32']:6.2f}x")
+        print(f"{r['what']:58s} {r['median_s']:9.4f}s {r['first_call_s']:10.2f}s {r['ratio_to_fast_float32']:6.2f}x"
+              + ("" if r.get("agrees_with_fast_float64", True) else "  (value differs!)"))
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; results in {res / 'hypernets.json'})")
 
 
