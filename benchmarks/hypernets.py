@@ -57,7 +57,8 @@ def bench_landscape(repeats: int, dtypes=("float32", "float64")):
     return rows
 
 
-def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
+def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4,
+                peers=("default.qubit", "lightning.qubit")):
     import jax
     import jax.numpy as jnp
 
@@ -129,8 +130,9 @@ def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
         pl_circuit(params)
         return qml.probs(wires=range(n))
 
-    vg_dq = jax.jit(jax.value_and_grad(lambda q: probs_node(q) @ cj))
-    add("pennylane default.qubit backprop (jax, float64)", vg_dq, jnp.asarray(x64))
+    if "default.qubit" in peers:
+        vg_dq = jax.jit(jax.value_and_grad(lambda q: probs_node(q) @ cj))
+        add("pennylane default.qubit backprop (jax, float64)", vg_dq, jnp.asarray(x64))
 
     import scipy.sparse as sp
 
@@ -151,7 +153,8 @@ def bench_exact(repeats: int, skip_qsim: bool, n: int = 17, depth: int = 4):
         return energy_node(x), g
 
     # value and gradient: PennyLane's grad runs the forward pass itself; report grad + one forward
-    add("pennylane lightning.qubit adjoint (float64)", vg_l, xl, note="value and adjoint gradient, 2 calls")
+    if "lightning.qubit" in peers:
+        add("pennylane lightning.qubit adjoint (float64)", vg_l, xl, note="value and adjoint gradient, 2 calls")
     vals = [r["value"] for r in rows if "error" not in r]
     for r in rows:
         r["agrees_with_fast_float64"] = bool(np.isclose(r["value"], rows[1]["value"], rtol=1e-4))
@@ -163,11 +166,17 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the slow-to-compile qsim path")
     ap.add_argument("--skip-qsim", action="store_true")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--peers", default="default.qubit,lightning.qubit",
+                    help="comma-separated PennyLane peers to time (default both)")
+    ap.add_argument("--skip-landscape", action="store_true")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     t0 = time.perf_counter()
     print("landscape ...", flush=True)
-    land = bench_landscape(repeats)
+    land = [] if args.skip_landscape else bench_landscape(repeats)
+    old_file = ROOT / "benchmarks" / "results" / "hypernets.json"
+    if args.skip_landscape and old_file.exists():      # keep the landscape rows of an earlier run
+        land = json.loads(old_file.read_text()).get("landscape", [])
     for r in land:
         print(f"  {r['what']}: cold {r['cold_s']:.2f} s, warm median {r['warm_median_s']:.2f} s", flush=True)
     res = ROOT / "benchmarks" / "results"
@@ -175,7 +184,7 @@ def main(argv=None):
     partial = {"partial": True, "landscape": land, "load_average": os.getloadavg()}
     (res / "hypernets.json").write_text(json.dumps(partial, indent=2))   # kept if a peer never finishes
     print("exact-mode value+gradient, 17 qubits, 136 parameters ...", flush=True)
-    exact = bench_exact(repeats, skip_qsim=args.skip_qsim or args.quick)
+    exact = bench_exact(repeats, skip_qsim=args.skip_qsim or args.quick, peers=tuple(args.peers.split(",")))
     fast = next(r for r in exact if r["what"].startswith("hypernets fast engine (float32"))
     for r in exact:
         r["ratio_to_fast_float32"] = r["median_s"] / fast["median_s"]
