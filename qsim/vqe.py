@@ -15,12 +15,14 @@ terms commute and have equal magnitude ``c`` (1/2 for singles, 1/8 for doubles),
 exactly a product of Pauli rotations ``exp(-i s_k phi / 2 P_k)`` with one shared trainable slot ``phi``
 (``phi = 2 c theta``). Each Pauli rotation is a basis change (RY/RX by +-pi/2, fixed angles), a CNOT
 ladder, one ``RZ`` reading the shared slot, and the ladder undone: only table gates, so the circuit
-exports to PennyLane and Qiskit unchanged.
+exports to PennyLane and Qiskit unchanged (``form="compact"`` merges the fixed gates into ``unitary``
+ops instead).
 
 Energies: exact through the statevector (``jax.value_and_grad``, :func:`run_vqe`), or shot-based on
 any backend (``qsim.get_backend(name)``, :func:`run_vqe_shots`, :func:`shot_estimate`) with
-parameter-shift or SPSA gradients from :mod:`qsim.gradients`. Optimisers are optax transformations; ``qng=True`` preconditions the gradient with the
-quantum Fubini-Study metric (quantum natural gradient, exact statevector only).
+parameter-shift or SPSA gradients from :mod:`qsim.gradients`. Optimisers are optax
+transformations; ``qng=True`` preconditions the gradient with the quantum Fubini-Study metric
+(quantum natural gradient, exact statevector only).
 Units: energies in Hartree when the Hamiltonian comes from :mod:`qsim.chemistry`.
 """
 
@@ -453,7 +455,8 @@ def _compiled_step(circuit_key, circuit_ref: _Ref, h_key, h_ref: _Ref, method: s
 
 def run_vqe(circuit: Circuit, hamiltonian: PauliSum, *, init_params=None, optimizer: str = "adam",
             learning_rate: float = 0.1, steps: int = 200, qng: bool = False, qng_damping: float = 1e-3,
-            tol: float = 0.0, energy_method: str = "auto", max_fuse: int | None = None, callback: Callable | None = None,
+            tol: float = 0.0, energy_method: str = "auto", max_fuse: int | None = None,
+            callback: Callable | None = None,
             dtype=None, init_state: VQEState | None = None, step_offset: int = 0) -> VQEResult:
     """Minimise ``<H>`` over the circuit's parameters with exact statevector energies.
 
@@ -517,7 +520,8 @@ def _compiled_value_and_grad(circuit_key, circuit_ref: _Ref, h_key, h_ref: _Ref,
     return jax.jit(jax.value_and_grad(_energy_impl(circuit_ref.obj, h_ref.obj, method, max_fuse)))
 
 
-def energy_and_grad(circuit: Circuit, hamiltonian: PauliSum, method: str = "auto", max_fuse: int | None = None) -> Callable:
+def energy_and_grad(circuit: Circuit, hamiltonian: PauliSum, method: str = "auto",
+                    max_fuse: int | None = None) -> Callable:
     """``f(params) -> (energy, gradient (P,))``, jitted and cached per circuit structure (with the
     ``dense`` method the Hamiltonian is an argument of the compiled program, so other Hamiltonians on
     the same circuit reuse it)."""
