@@ -300,6 +300,15 @@ def run(args) -> int:
     if isinstance(cfg["depths"], int):
         cfg["depths"] = [cfg["depths"]]
     progress = not args.no_progress and sys.stderr.isatty()
+    import signal
+
+    def _term(signum, frame):  # SIGTERM -> the run directory records "interrupted", like Ctrl-C
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, _term)
+    except ValueError:  # not in the main thread
+        pass
     summary = run_hypernet(cfg, out=args.out, progress=progress)
     for d, pd in summary["per_depth"].items():
         print(f"depth {d}: expected cost {pd['expected_cost']:.6g} (optimum {pd['optimal_cost']:.6g}), "
