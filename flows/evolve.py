@@ -124,6 +124,10 @@ def evolve(psi0, flow: Flow, grid: Grid, T: float, steps: int, formula: str = "8
         vmax = max(vmax, float(np.max(np.abs(vg))))
     kmax = float(np.max(np.abs(wavenumbers(grid, True))))
     bound = 1.5 * dt * vmax * kmax + 1e-300
+    if not math.isfinite(bound) or bound > 2e4:
+        raise ValueError(f"velocity field is exploding: max |v| = {vmax:.3g} needs "
+                         f"{bound / 0.5:.3g} Taylor substeps per step on this grid; check it with "
+                         "flows.hamiltonian.check_velocity or use more steps")
     sub = max(1, int(math.ceil(bound / 0.5)))
     n_terms = 16
 
