@@ -65,6 +65,7 @@ CATALOG: dict[str, MoleculeSpec] = {m.name: m for m in (
     _dimer("H2", "H", "H", 1.4, -1.1744757),
     _dimer("LiH", "Li", "H", 3.015, -8.070548),
     _dimer("Li2", "Li", "Li", 5.051, -14.9954),
+    MoleculeSpec("H4", ("H",) * 4, tuple((1.8 * i, 0.0, 0.0) for i in range(4)), 0, 0, None),
 )}
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qsim import molecules as _molecules
+
 __all__ = ["Molecule", "CATALOG", "ELEMENTS", "ANGSTROM_TO_BOHR", "get", "from_xyz", "from_pyscf",
            "catalog_names"]
 
@@ -166,20 +168,8 @@ def _make(atoms, positions, n_elec: int, spin: int, name: str, ref=None, charges
                     (n_elec + spin) // 2, (n_elec - spin) // 2, name=name, reference_energy=ref)
 
 
-# name -> (atoms, positions in bohr, spin = n_up - n_down, reference energy in Hartree)
-CATALOG: dict[str, tuple[tuple[str, ...], tuple[tuple[float, float, float], ...], int, float | None]] = {
-    "H": (("H",), ((0.0, 0.0, 0.0),), 1, -0.5),
-    "He": (("He",), ((0.0, 0.0, 0.0),), 0, -2.903724),
-    "Li": (("Li",), ((0.0, 0.0, 0.0),), 1, -7.47806032),
-    "Be": (("Be",), ((0.0, 0.0, 0.0),), 0, -14.66736),
-    "B": (("B",), ((0.0, 0.0, 0.0),), 1, -24.65391),
-    "C": (("C",), ((0.0, 0.0, 0.0),), 2, -37.8450),
-    "N": (("N",), ((0.0, 0.0, 0.0),), 3, -54.5892),
-    "H2": (("H", "H"), ((0.0, 0.0, 0.0), (1.4, 0.0, 0.0)), 0, -1.1744757),
-    "LiH": (("Li", "H"), ((0.0, 0.0, 0.0), (3.015, 0.0, 0.0)), 0, -8.070548),
-    "Li2": (("Li", "Li"), ((0.0, 0.0, 0.0), (5.051, 0.0, 0.0)), 0, -14.9954),
-    "H4": (("H", "H", "H", "H"), tuple((1.8 * i, 0.0, 0.0) for i in range(4)), 0, None),
-}
+# The catalog lives once in the shared core (qsim.molecules): geometries in bohr, spin, references.
+CATALOG = _molecules.CATALOG
 
 
 def catalog_names() -> list[str]:
@@ -196,7 +186,8 @@ def get(name: str, charge: int = 0, spin: int | None = None) -> Molecule:
     if name.lower() not in lookup:
         raise ValueError(f"unknown system {name!r}; catalog: {', '.join(CATALOG)} (or pass an XYZ file)")
     key = lookup[name.lower()]
-    atoms, pos, cspin, ref = CATALOG[key]
+    spec = CATALOG[key]
+    atoms, pos, cspin, ref = spec.atoms, spec.positions, spec.spin, spec.reference_energy
     n_elec = sum(_Z[a] for a in atoms) - int(charge)
     if spin is None:
         s = cspin if charge == 0 else n_elec % 2
