@@ -23,7 +23,7 @@ __all__ = ["Circuit", "Op", "ParamRef", "GATES", "get_gate", "PauliSum", "X", "Y
            "probs", "expval", "sample", "get_backend", "samplers", "optim", "backends", "gradients",
            "runs", "__version__"]
 
-_LAZY = ("samplers", "optim", "backends", "gradients", "runs", "chemistry", "vqe")
+_LAZY = ("samplers", "optim", "backends", "gradients", "convert", "runs", "molecules", "chemistry", "vqe", "nqs")
 
 
 def get_backend(name: str, **options):

@@ -281,7 +281,7 @@ def _pl_op(op: Op, vals):
     if op.name == "MCX":
         return qml.MultiControlledX(wires=list(op.wires))
     if op.name == "Unitary":
-        base = qml.QubitUnitary(np.asarray(op.matrix), wires=tw)
+        base = qml.QubitUnitary(np.array(op.matrix), wires=tw)
     elif op.name == "Sdg":
         base = qml.adjoint(qml.S(wires=tw))
     elif op.name == "Tdg":
