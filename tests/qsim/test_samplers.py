@@ -261,8 +261,12 @@ def test_step_shapes_dtype_determinism_and_no_recompile():
     np.testing.assert_array_equal(s1.position, s2.position)
     # new step sizes (Python float or array) are arguments: no new trace, no recompilation
     s3, _ = step(jax.random.key(3), state, {"step_size": 0.37})
-    step(jax.random.key(4), state, {"step_size": jnp.asarray(0.2)})
     assert len(traces) == n
+    # an array step size is another argument type (not weak-typed): one trace, then none per value
+    step(jax.random.key(4), state, {"step_size": jnp.asarray(0.2)})
+    m = len(traces)
+    step(jax.random.key(4), state, {"step_size": jnp.asarray(0.3)})
+    assert len(traces) == m
     assert not np.array_equal(np.asarray(s3.position), np.asarray(s1.position))
     s32 = kern.init(x0.astype(jnp.float32), logp)
     out, _ = step(jax.random.key(0), s32, {"step_size": 0.1})
