@@ -166,7 +166,7 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
     from qsim.runs import RunDir
 
     from .landscape import compute_landscape
-    from .train import evaluate, train_exact, train_shots
+    from .train import train_exact, train_shots
 
     _validate(cfg)
     task = _make_task(cfg)

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsim.molecules import ATOMIC_NUMBERS, get_molecule
+from qsim.molecules import ATOMIC_NUMBERS, check_spin, get_molecule
 from qsim.operators import PauliSum
 
 __all__ = ["MolecularHamiltonian", "MAPPINGS", "build_mole", "molecular_hamiltonian", "fermion_to_qubit",
@@ -124,16 +124,6 @@ def _check_basis(basis: str, atoms: Sequence[str]) -> None:
             raise ValueError(f"unknown basis {basis!r}: PySCF has no functions for element {a}")
 
 
-def _check_spin(n_electrons: int, spin: int, what: str) -> None:
-    if isinstance(spin, bool) or not isinstance(spin, (int, np.integer)):
-        raise TypeError(f"spin must be an int (n_up - n_down), got {spin!r}")
-    if n_electrons < 1:
-        raise ValueError(f"{what} has {n_electrons} electrons; need at least one")
-    if spin < 0 or spin > n_electrons or (n_electrons - spin) % 2:
-        raise ValueError(f"spin={spin} (n_up - n_down) is impossible for {n_electrons} electrons in {what}: "
-                         f"it must lie in 0..{n_electrons} and have the parity of {n_electrons}")
-
-
 def build_mole(molecule=None, *, atoms: Sequence[str] | None = None, coords=None, basis: str = "sto-3g",
                charge: int | None = None, spin: int | None = None, closed_shell: bool = False):
     """A built PySCF ``Mole`` (unit bohr, verbose 0) and its label.
@@ -195,7 +185,7 @@ def build_mole(molecule=None, *, atoms: Sequence[str] | None = None, coords=None
                              "reference is impossible; request an open shell (closed_shell=False, spin=1)")
         if spin != 0:
             raise ValueError(f"closed_shell=True needs spin=0, got spin={spin} for {name}")
-    _check_spin(n_el, spin, name)
+    check_spin(n_el, spin, name)
     _check_basis(basis, atoms)
 
     mol = gto.Mole()

@@ -117,11 +117,9 @@ def _qiskit_gate(op: Op, vals):
 
     g = op.gate
     if op.name == "Unitary":
-        k = len(op.targets)
         # qsim basis: first target most significant; qiskit: first qubit least significant
         gate = UnitaryGate(np.asarray(op.matrix), check_input=False)
         qubits_t = list(reversed(op.targets))
-        del k
     elif op.name == "MCX":
         return MCXGate(op.n_controls), list(op.wires)
     else:

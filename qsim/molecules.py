@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MoleculeSpec", "CATALOG", "ATOMIC_NUMBERS", "get_molecule", "catalog_names"]
+__all__ = ["MoleculeSpec", "CATALOG", "ATOMIC_NUMBERS", "get_molecule", "catalog_names", "check_spin"]
 
 ATOMIC_NUMBERS: dict[str, int] = {s: i + 1 for i, s in enumerate(
     ("H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar"))}
@@ -83,3 +83,15 @@ def get_molecule(name: str) -> MoleculeSpec:
     if key is None:
         raise ValueError(f"unknown molecule {name!r}; the catalog has: {', '.join(CATALOG)}")
     return CATALOG[key]
+
+
+def check_spin(n_electrons: int, spin: int, what: str = "") -> None:
+    """Raise a clear error unless ``spin = n_up - n_down`` is possible for ``n_electrons`` electrons."""
+    where = f" in {what}" if what else ""
+    if isinstance(spin, bool) or not isinstance(spin, int) and not hasattr(spin, "__index__"):
+        raise TypeError(f"spin must be an int (n_up - n_down), got {spin!r}")
+    if n_electrons < 1:
+        raise ValueError(f"{what or 'the system'} has {n_electrons} electrons; need at least one")
+    if spin < 0 or spin > n_electrons or (n_electrons - spin) % 2:
+        raise ValueError(f"spin={spin} (n_up - n_down) is impossible for {n_electrons} electrons{where}: "
+                         f"it must lie in 0..{n_electrons} and have the parity of {n_electrons}")

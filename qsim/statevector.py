@@ -423,7 +423,6 @@ def _build_program(circuit: Circuit, max_fuse: int, rdtype, adjoint_mode: str, i
     kernels: dict[tuple, int] = {}
     kernel_list: list[_Kernel] = []
     kidx, gidx = [], []
-    pending: list[tuple[int, int, tuple]] = []   # (block, slot in gidx row, (group key, index))
 
     def kernel(key, make):
         if key not in kernels:

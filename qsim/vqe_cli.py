@@ -12,7 +12,6 @@ energy_error/variance, error_mha), checkpoints, summary.json with ``system``, ``
 
 from __future__ import annotations
 
-import math
 
 __all__ = ["register", "run", "DEFAULTS"]
 
@@ -87,7 +86,6 @@ def run(args) -> int:
 
 def run_config(cfg: dict, out, progress: bool = False) -> int:
     """Run one VQE / NQS calculation from a resolved configuration into run directory ``out``."""
-    import jax
     import numpy as np
 
     from qsim import runs

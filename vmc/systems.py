@@ -160,9 +160,7 @@ def _make(atoms, positions, n_elec: int, spin: int, name: str, ref=None, charges
             raise ValueError(f"unknown element {a!r}; known: {', '.join(ELEMENTS)}")
     if n_elec < 1:
         raise ValueError(f"charge leaves {n_elec} electrons; need at least one")
-    if spin < 0 or spin > n_elec or (n_elec - spin) % 2:
-        raise ValueError(f"spin {spin} (n_up - n_down) is impossible for {n_elec} electrons: it must "
-                         f"be in 0..{n_elec} with the parity of {n_elec}")
+    _molecules.check_spin(n_elec, spin)
     charges = tuple(float(_Z[a]) for a in atoms) if charges is None else tuple(charges)
     return Molecule(tuple(atoms), tuple(tuple(float(c) for c in p) for p in positions), charges,
                     (n_elec + spin) // 2, (n_elec - spin) // 2, name=name, reference_energy=ref)

@@ -8,14 +8,13 @@ parameter row and draw from the exact probabilities with a NumPy generator seede
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities, _moments, bits_from_indices, group_observable
 from qsim.gates import GATES
 from qsim.statevector import expval as sv_expval
-from qsim.statevector import memory_limit_bytes, probs as sv_probs, simulate
+from qsim.statevector import _prepare_params, memory_limit_bytes, probs as sv_probs, simulate
 
 __all__ = ["StatevectorBackend"]
 
@@ -45,13 +44,8 @@ class StatevectorBackend(BaseBackend):
 
     # exact paths keep JAX values (differentiable)
     def _jparams(self, circuit, params):
-        if params is None:
-            if circuit.num_params:
-                raise ValueError(f"circuit has {circuit.num_params} trainable parameter(s) but params=None")
-            return None
-        if not hasattr(params, "shape"):
-            params = np.asarray(params, dtype=np.float64 if jax.config.jax_enable_x64 else np.float32)
-        if params.ndim != 1 or params.shape[0] != circuit.num_params:
+        params = _prepare_params(circuit, params)
+        if params is not None and params.ndim != 1:
             raise ValueError(f"params has shape {tuple(params.shape)}; expected ({circuit.num_params},)")
         return params
 

@@ -53,7 +53,7 @@ def test_bad_xyz(bad, match):
 
 
 def test_impossible_charge_and_spin():
-    with pytest.raises(ValueError, match="spin 1 .* impossible"):
+    with pytest.raises(ValueError, match="spin=1 .* impossible"):
         systems.get("He", spin=1)
     with pytest.raises(ValueError, match="impossible"):
         systems.get("H2", spin=4)
