@@ -106,3 +106,37 @@ def random_unitary(k: int, rng) -> np.ndarray:
 @pytest.fixture
 def haar():
     return random_unitary
+
+
+def numpy_reference_state(c, p=None) -> np.ndarray:
+    """A plain NumPy evaluator of qsim circuits (gate-table matrices, wire 0 most significant): cheap
+    to run on many circuits, checked against ``qsim.simulate`` in test_convert.py::test_reference_matches_qsim."""
+    n = c.n_wires
+    psi = np.zeros((2,) * n, dtype=np.complex128)
+    psi[(0,) * n] = 1.0
+    for op in c.ops:
+        vals = [p[r.slot] if r.slot is not None else r.value for r in op.params]
+        if op.name == "Unitary":
+            m = np.asarray(op.matrix)
+        elif op.name == "MCX":
+            m = np.array([[0, 1], [1, 0]], dtype=complex)
+        else:
+            m = np.asarray(op.gate.matrix(*[float(v) for v in vals]), dtype=np.complex128)
+        if op.adjoint:
+            m = m.conj().T
+        if op.n_controls:
+            d = m.shape[0]
+            full = np.eye(2 ** op.n_controls * d, dtype=complex)
+            full[-d:, -d:] = m
+            m = full
+        k = len(op.wires)
+        t = m.reshape((2,) * (2 * k))
+        psi = np.moveaxis(np.tensordot(t, psi, axes=(list(range(k, 2 * k)), list(op.wires))),
+                          list(range(k)), list(op.wires))
+    return psi.reshape(-1)
+
+
+@pytest.fixture(scope="session")
+def numpy_state():
+    """A plain NumPy evaluator of qsim circuits: ``numpy_state(circuit, params) -> (2**n,) state``."""
+    return numpy_reference_state

@@ -63,45 +63,17 @@ def random_circuit(n: int, n_ops: int, seed: int) -> qsim.Circuit:
 CASES = [(3, 14, 0), (3, 12, 1), (3, 16, 2), (4, 14, 3)]
 
 
-def ref_state(c: qsim.Circuit, p=None) -> np.ndarray:
-    """A plain NumPy evaluator of qsim circuits (gate-table matrices, wire 0 most significant): cheap
-    to run on many circuits, checked against ``qsim.simulate`` in ``test_reference_matches_qsim``."""
-    n = c.n_wires
-    psi = np.zeros((2,) * n, dtype=np.complex128)
-    psi[(0,) * n] = 1.0
-    for op in c.ops:
-        vals = [p[r.slot] if r.slot is not None else r.value for r in op.params]
-        if op.name == "Unitary":
-            m = np.asarray(op.matrix)
-        elif op.name == "MCX":
-            m = np.array([[0, 1], [1, 0]], dtype=complex)
-        else:
-            m = np.asarray(op.gate.matrix(*[float(v) for v in vals]), dtype=np.complex128)
-        if op.adjoint:
-            m = m.conj().T
-        if op.n_controls:
-            d = m.shape[0]
-            full = np.eye(2 ** op.n_controls * d, dtype=complex)
-            full[-d:, -d:] = m
-            m = full
-        k = len(op.wires)
-        t = m.reshape((2,) * (2 * k))
-        psi = np.moveaxis(np.tensordot(t, psi, axes=(list(range(k, 2 * k)), list(op.wires))),
-                          list(range(k)), list(op.wires))
-    return psi.reshape(-1)
-
-
-def test_reference_matches_qsim():
+def test_reference_matches_qsim(numpy_state):
     c = random_circuit(3, 16, 5)
     p = np.random.default_rng(3).uniform(-3, 3, c.num_params)
-    np.testing.assert_allclose(ref_state(c, p), np.asarray(qsim.simulate(c, jnp.asarray(p))), atol=1e-12)
+    np.testing.assert_allclose(numpy_state(c, p), np.asarray(qsim.simulate(c, jnp.asarray(p))), atol=1e-12)
 
 
 @pytest.mark.parametrize("n,n_ops,seed", CASES)
-def test_qiskit_round_trip_random_circuits(n, n_ops, seed):
+def test_qiskit_round_trip_random_circuits(n, n_ops, seed, numpy_state):
     c = random_circuit(n, n_ops, seed)
     p = np.random.default_rng(seed + 100).uniform(-np.pi, np.pi, c.num_params)
-    ref = ref_state(c, p)
+    ref = numpy_state(c, p)
     qc = to_qiskit(c)
     assert qc.num_qubits == n and qc.num_parameters <= c.num_params
     # qiskit's own simulation, bit order converted
@@ -111,16 +83,16 @@ def test_qiskit_round_trip_random_circuits(n, n_ops, seed):
     # back to qsim: same slots, same state
     c2 = from_qiskit(qc)
     assert c2.num_params == c.num_params
-    np.testing.assert_allclose(ref_state(c2, p), ref, atol=1e-10)
+    np.testing.assert_allclose(numpy_state(c2, p), ref, atol=1e-10)
     if seed == 1:  # once through the JAX simulator itself
         np.testing.assert_allclose(np.asarray(qsim.simulate(c2, jnp.asarray(p))), ref, atol=1e-10)
     # bound parameters
     c3 = from_qiskit(to_qiskit(c, p))
     assert c3.num_params == 0
-    np.testing.assert_allclose(ref_state(c3), ref, atol=1e-10)
+    np.testing.assert_allclose(numpy_state(c3), ref, atol=1e-10)
 
 
-def test_qiskit_transpiled_circuit_keeps_state_including_global_phase():
+def test_qiskit_transpiled_circuit_keeps_state_including_global_phase(numpy_state):
     from qiskit import transpile
 
     c = random_circuit(3, 20, 7)
@@ -128,7 +100,7 @@ def test_qiskit_transpiled_circuit_keeps_state_including_global_phase():
     tq = transpile(to_qiskit(c, p), basis_gates=["rz", "sx", "x", "cx"], optimization_level=1, seed_transpiler=1)
     assert set(tq.count_ops()) <= {"rz", "sx", "x", "cx"}
     c2 = from_qiskit(tq)
-    np.testing.assert_allclose(ref_state(c2), ref_state(c, p), atol=1e-9)
+    np.testing.assert_allclose(numpy_state(c2), numpy_state(c, p), atol=1e-9)
 
 
 def test_qiskit_bit_order_convention():
@@ -140,7 +112,7 @@ def test_qiskit_bit_order_convention():
     assert np.argmax(np.abs(np.asarray(qsim.simulate(c)))) == 4
 
 
-def test_from_qiskit_other_gates_and_errors():
+def test_from_qiskit_other_gates_and_errors(numpy_state):
     from qiskit import QuantumCircuit
     from qiskit.circuit import Parameter
 
@@ -152,7 +124,7 @@ def test_from_qiskit_other_gates_and_errors():
     qc.measure_all()                  # measurements are skipped
     c = from_qiskit(qc)
     ref = from_qiskit_statevector(Statevector(qc.remove_final_measurements(inplace=False)))
-    np.testing.assert_allclose(ref_state(c), ref, atol=1e-12)
+    np.testing.assert_allclose(numpy_state(c), ref, atol=1e-12)
     bad = QuantumCircuit(1)
     bad.reset(0)
     with pytest.raises(ValueError, match="reset"):
@@ -169,28 +141,28 @@ def test_from_qiskit_other_gates_and_errors():
 
 
 @pytest.mark.parametrize("n,n_ops,seed", CASES)
-def test_pennylane_round_trip_random_circuits(n, n_ops, seed):
+def test_pennylane_round_trip_random_circuits(n, n_ops, seed, numpy_state):
     c = random_circuit(n, n_ops, seed)
     p = np.random.default_rng(seed + 200).uniform(-np.pi, np.pi, c.num_params)
-    ref = ref_state(c, p)
+    ref = numpy_state(c, p)
     got = np.asarray(to_qnode(c, "default.qubit", measure="state")(p))
     np.testing.assert_allclose(got, ref, atol=1e-10)
     tape = qml.tape.QuantumScript(to_pennylane_ops(c, p))
     for trainable in (False, True):
         c2, p2 = from_pennylane(tape, trainable=trainable)
         assert c2.n_wires == n and c2.num_params == len(p2) and (trainable or c2.num_params == 0)
-        np.testing.assert_allclose(ref_state(c2, p2), ref, atol=1e-10)
+        np.testing.assert_allclose(numpy_state(c2, p2), ref, atol=1e-10)
     if seed == 2:  # once through the JAX simulator itself
         np.testing.assert_allclose(np.asarray(qsim.simulate(c2, jnp.asarray(p2))), ref, atol=1e-10)
 
 
-def test_pennylane_decomposed_tape_and_labels():
+def test_pennylane_decomposed_tape_and_labels(numpy_state):
     c = random_circuit(3, 15, 3)
     p = np.random.default_rng(0).uniform(-3, 3, c.num_params)
     tape = qml.tape.QuantumScript(to_pennylane_ops(c, p))
     (dec,), _ = qml.transforms.decompose(tape, gate_set={"RX", "RY", "RZ", "CNOT", "GlobalPhase"})
     c2, _ = from_pennylane(dec)
-    np.testing.assert_allclose(ref_state(c2), ref_state(c, p), atol=1e-9)
+    np.testing.assert_allclose(numpy_state(c2), numpy_state(c, p), atol=1e-9)
     # non-integer wire labels follow wire_order
     ops = [qml.Hadamard("a"), qml.CNOT(["a", "b"]), qml.RY(0.3, "b")]
     c3, _ = from_pennylane(ops, wire_order=["b", "a"])
@@ -198,7 +170,7 @@ def test_pennylane_decomposed_tape_and_labels():
     ref.h(1)
     ref.cnot(1, 0)
     ref.ry(0, value=0.3)
-    np.testing.assert_allclose(ref_state(c3), ref_state(ref), atol=1e-12)
+    np.testing.assert_allclose(numpy_state(c3), numpy_state(ref), atol=1e-12)
 
 
 @pytest.mark.slow
@@ -227,14 +199,14 @@ def _rev(m, n):
     return m[np.ix_(perm, perm)]
 
 
-def test_sparse_pauli_op_round_trip_and_matrix():
+def test_sparse_pauli_op_round_trip_and_matrix(numpy_state):
     op = to_sparse_pauli_op(H, 3)
     assert from_sparse_pauli_op(op) == H
     np.testing.assert_allclose(_rev(op.to_matrix(), 3), H.to_matrix(3).toarray(), atol=1e-14)
     c = random_circuit(3, 12, 4)
     p = np.random.default_rng(5).uniform(-3, 3, c.num_params)
     sv = Statevector(to_qiskit(c, p))
-    psi = ref_state(c, p)
+    psi = numpy_state(c, p)
     exact = float(np.real(psi.conj() @ (H.to_matrix(3) @ psi)))
     assert float(np.real(sv.expectation_value(op))) == pytest.approx(exact, abs=1e-10)
     with pytest.raises(ValueError, match="outside"):

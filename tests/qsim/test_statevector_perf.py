@@ -11,35 +11,6 @@ import pytest
 
 import qsim
 from qsim import statevector as sv
-from qsim.gates import GATES
-
-
-def _reference_state(c: qsim.Circuit, params) -> np.ndarray:
-    """Dense NumPy simulation: every op as a full 2**n matrix (wire 0 the most significant bit)."""
-    n = c.n_wires
-    psi = np.zeros(2 ** n, complex)
-    psi[0] = 1
-    for op in c.ops:
-        vals = [params[p.slot] if p.slot is not None else p.value for p in op.params]
-        if op.name == "Unitary":
-            m = op.matrix
-        elif op.name == "MCX":
-            m = np.array([[0, 1], [1, 0]], complex)
-        else:
-            m = np.asarray(GATES[op.name].matrix(*vals), complex)
-        if op.adjoint:
-            m = m.conj().T
-        if op.n_controls:
-            d = m.shape[0]
-            full = np.eye(2 ** op.n_controls * d, dtype=complex)
-            full[-d:, -d:] = m
-            m = full
-        k = len(op.wires)
-        t = psi.reshape((2,) * n)
-        t = np.moveaxis(t, op.wires, range(k)).reshape(2 ** k, -1)
-        t = (m @ t).reshape((2,) * n)
-        psi = np.moveaxis(t, range(k), op.wires).reshape(-1)
-    return psi
 
 
 def _random_circuit(n: int, n_gates: int, seed: int) -> qsim.Circuit:
@@ -74,18 +45,18 @@ def _random_circuit(n: int, n_gates: int, seed: int) -> qsim.Circuit:
     return c
 
 
-def test_fused_matches_unfused_and_reference():
+def test_fused_matches_unfused_and_reference(numpy_state):
     seed = 0
     c = _random_circuit(4, 16, seed)
     p = np.random.default_rng(seed + 10).uniform(-3, 3, c.num_params)
-    ref = _reference_state(c, p)
+    ref = numpy_state(c, p)
     psi = np.asarray(sv.simulate(c, jnp.asarray(p, jnp.float64)))
     np.testing.assert_allclose(psi, ref, atol=1e-12)
     # unfused (every gate its own pass) on a short prefix
     c1 = qsim.Circuit(4)
     c1.ops, c1.num_params = c.ops[:6], c.num_params
     np.testing.assert_allclose(np.asarray(sv.simulate(c1, jnp.asarray(p), max_fuse=1)),
-                               _reference_state(c1, p), atol=1e-12)
+                               numpy_state(c1, p), atol=1e-12)
     psi64 = np.asarray(sv.simulate(c, jnp.asarray(p, jnp.float32)))
     assert psi64.dtype == np.complex64
     np.testing.assert_allclose(psi64, ref, atol=2e-5)
