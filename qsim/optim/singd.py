@@ -11,7 +11,9 @@ structured factors ``K (d_in x d_in)``, ``C (d_out x d_out)`` (start at I) and t
     K <- K (I - lr_cov m_K),   C <- C (I - lr_cov m_C)
 
 and every step ``Delta = C C^T grad_W K K^T``, ``m <- momentum m + Delta + weight_decay W``,
-``W <- W - learning_rate m`` (the returned update is ``-learning_rate m``). IKFAC mode (``ikfac=True``)
+``W <- W - learning_rate m`` (the returned update is ``-learning_rate m``). With ``cache_products`` (the
+default for the dense structure) ``K K^T`` and ``C C^T`` are kept in the state and recomputed only at
+factor updates, so a step applies one d x d product per side instead of two. IKFAC mode (``ikfac=True``)
 drops the trace factors and sets a1 = 0: then ``K K^T -> (U + damping I)^-1`` and
 ``C C^T -> (G + damping I)^-1`` on a fixed batch (KFAC's damped inverse, without inverting anything).
 Pi projects onto the structure (see :mod:`qsim.optim.structures`). No inverse or decomposition appears
@@ -67,12 +69,15 @@ __all__ = ["singd", "SINGDState", "LayerFactors", "find_dense_layers", "needs_la
 
 
 class LayerFactors(NamedTuple):
-    """Compact structured factors of one layer (see :mod:`qsim.optim.structures`)."""
+    """Compact structured factors of one layer (see :mod:`qsim.optim.structures`), and with
+    ``cache_products`` the dense symmetric products ``PK = K K^T``, ``PC = C C^T`` (else None)."""
 
     K: Any
     C: Any
     mK: Any
     mC: Any
+    PK: Any = None
+    PC: Any = None
 
 
 class SINGDState(NamedTuple):
@@ -147,7 +152,7 @@ def _check_number(name, value, low=None, low_open=True, high=None, high_open=Tru
 def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3, momentum: float = 0.9,
           weight_decay: float = 0.0, cov_momentum: float = 0.5, lr_cov: float = 1e-2, update_interval: int = 10,
           ikfac: bool = False, factor_dtype=None, block_size: int = 16, hierarchical_size: int = 16,
-          layers: Sequence[str] | Callable[[str], bool] | None = None,
+          cache_products: bool | None = None, layers: Sequence[str] | Callable[[str], bool] | None = None,
           fallback: optax.GradientTransformation | None = None) -> optax.GradientTransformationExtraArgs:
     """SINGD as an ``optax.GradientTransformationExtraArgs`` (see the module docstring for the update).
 
@@ -166,6 +171,11 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
         ``jnp.bfloat16`` works (no inverses). The preconditioning itself runs in the gradient's dtype.
       block_size: block size of ``"block"`` (the last block takes the remainder).
       hierarchical_size: size h of the dense corner of ``"hierarchical"``.
+      cache_products: keep the dense products ``K K^T`` and ``C C^T`` in the state (in ``factor_dtype``),
+        recomputed only at factor updates, so that each step costs one product per side
+        (``P_K grad P_C``: 2 d_in^2 d_out + 2 d_out^2 d_in flops) instead of two. Default (None): on for
+        ``"dense"`` (state +50%), off for the other structures, whose point is a state far below d^2 (on
+        a Toeplitz structure it trades that memory for speed: d^2 per factor).
       layers: which detected dense layers to factor (paths like ``"Dense_0"`` or a predicate on the
         path); default all. The others go to ``fallback``.
       fallback: optax transformation for all other parameters (default: identity-preconditioned SINGD,
@@ -191,6 +201,10 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
     fdtype = jnp.dtype(factor_dtype) if factor_dtype is not None else jnp.dtype(jnp.float32)
     if not jnp.issubdtype(fdtype, jnp.floating):
         raise TypeError(f"factor_dtype must be a floating dtype; got {factor_dtype!r}")
+    if cache_products is None:
+        cache_products = structure == "dense"
+    if not isinstance(cache_products, bool):
+        raise TypeError(f"cache_products must be a bool or None; got {cache_products!r}")
     if layers is not None and not callable(layers):
         layers = tuple(layers)
     a1 = 0.0 if ikfac else float(cov_momentum)
@@ -237,10 +251,24 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
         factors, mom = {}, {}
         for lp, (d_in, d_out, has_bias) in chosen.items():
             s_k, s_c = structs(d_in, d_out, has_bias)
-            factors[lp] = LayerFactors(s_k.identity(), s_c.identity(), s_k.zeros(), s_c.zeros())
+            k0, c0 = s_k.identity(), s_c.identity()
+            factors[lp] = LayerFactors(k0, c0, s_k.zeros(), s_c.zeros(), *products(s_k, k0, s_c, c0))
             mom[lp] = {k: jnp.zeros_like(leaves[i]) for k, i in layer_idx[lp].items()}
         fb = fallback.init({p: leaves[i] for p, i in rest.items()})
         return SINGDState(jnp.zeros((), jnp.int32), factors, mom, fb)
+
+    def products(s_k, k, s_c, c):
+        """``(K K^T, C C^T)`` as dense matrices in ``factor_dtype`` (computed in float32 at least), or
+        ``(None, None)`` without ``cache_products``."""
+        if not cache_products:
+            return None, None
+        cdt = jnp.promote_types(fdtype, jnp.float32)
+
+        def square(s, x):
+            m = s.to_dense(x).astype(cdt)
+            return (m @ m.T).astype(fdtype)
+
+        return square(s_k, k), square(s_c, c)
 
     def factor_step(f: LayerFactors, s_k, s_c, stats: LayerStats, has_bias):
         a = jnp.asarray(stats.inputs)
@@ -271,7 +299,7 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
         b1 = jnp.asarray(lr_cov, fdtype)
         k_new = s_k.mul(f.K, tm(lambda i, m: i - b1 * m, s_k.identity(), mk))
         c_new = s_c.mul(f.C, tm(lambda i, m: i - b1 * m, s_c.identity(), mc))
-        return LayerFactors(k_new, c_new, mk, mc)
+        return LayerFactors(k_new, c_new, mk, mc, *products(s_k, k_new, s_c, c_new))
 
     def update_fn(updates, state: SINGDState, params=None, *, layer_stats=None, **extra_args):
         del extra_args
@@ -318,9 +346,12 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
             x = grad
             if has_bias:
                 x = jnp.concatenate([x, g_leaves[idx["bias"]][None, :]], axis=0)   # (d_in + 1, d_out)
-            kf = jax.tree.map(lambda v: v.astype(gdt), f.K)
-            cf = jax.tree.map(lambda v: v.astype(gdt), f.C)
-            z = s_k.precondition(kf, s_c.precondition(cf, x, axis=1), axis=0)        # K K^T grad C C^T
+            if cache_products:                      # P_K grad P_C: one product per side
+                z = f.PK.astype(gdt) @ (x @ f.PC.astype(gdt))
+            else:
+                kf = jax.tree.map(lambda v: v.astype(gdt), f.K)
+                cf = jax.tree.map(lambda v: v.astype(gdt), f.C)
+                z = s_k.precondition(kf, s_c.precondition(cf, x, axis=1), axis=0)    # K K^T grad C C^T
             delta = {"kernel": z[:d_in]}
             if has_bias:
                 delta["bias"] = z[d_in]

@@ -94,6 +94,17 @@ class TwoLayer(nn.Module):
 def test_matches_numpy_reference(structure, ikfac):
     """Six steps (factor updates at 0, 2, 4: T = 2) of a two-layer net on random data: the JAX transform's
     parameters agree with the NumPy reference of the notes' equations to 1e-6."""
+    _check_reference(structure, ikfac)
+
+
+@pytest.mark.parametrize("structure,cache", [("dense", False), ("tril_toeplitz", True), ("triu_toeplitz", True)])
+def test_matches_numpy_reference_with_and_without_cached_products(structure, cache):
+    """The cached ``K K^T``, ``C C^T`` (default for dense only) give the reference's update too, and so does
+    the dense structure without them (the default dense case is covered above)."""
+    _check_reference(structure, False, cache_products=cache)
+
+
+def _check_reference(structure, ikfac, **options):
     rng = np.random.default_rng(0)
     model = TwoLayer()
     n, d = 11, 6
@@ -103,8 +114,10 @@ def test_matches_numpy_reference(structure, ikfac):
     tx = singd(hyper["lr"], structure, damping=hyper["damping"], momentum=hyper["alpha2"],
                weight_decay=hyper["gamma"], cov_momentum=hyper["alpha1"], update_interval=hyper["T"],
                lr_cov=hyper["lr_cov"], ikfac=ikfac, factor_dtype=jnp.float64, block_size=BLOCK,
-               hierarchical_size=HIER)
+               hierarchical_size=HIER, **options)
     state = tx.init(params)
+    cached = options.get("cache_products", structure == "dense")
+    assert (state.factors["Dense_0"].PK is not None) == cached
     refs = {"Dense_0": RefLayer(7, 5), "Dense_1": RefLayer(d, 7)}   # Dense_0 is built first (outer call)
     w_ref = {k: np.concatenate([np.asarray(params[k]["kernel"]).T, np.asarray(params[k]["bias"])[:, None]], 1)
              for k in refs}
@@ -374,6 +387,8 @@ def test_bad_options_raise():
         singd(1e-3, momentum=1.0)
     with pytest.raises(TypeError, match="factor_dtype"):
         singd(1e-3, factor_dtype=jnp.int32)
+    with pytest.raises(TypeError, match="cache_products"):
+        singd(1e-3, cache_products="yes")
     with pytest.raises(ValueError, match="unknown structure"):
         make_structure("nope", 3, jnp.float32)
 
