@@ -67,8 +67,17 @@ class SRState(NamedTuple):
     count: jax.Array
 
 
-def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False):
+def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, kernel_dtype=None):
     lr_fn = schedule(learning_rate, decay)
+
+    def gram(A):
+        """AAᵀ (B x B), multiplied in ``kernel_dtype`` when given (vmc.train's mixed precision: the
+        P-long sums in float32, the solve in A's dtype)."""
+        if kernel_dtype is None:
+            return A @ A.T
+        a = A.astype(kernel_dtype)
+        return (a @ a.T).astype(A.dtype)
+
     per_walker = jax.vmap(jax.value_and_grad(log_psi), (None, 0))
 
     def init(params):
@@ -93,7 +102,7 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False):
         B = O.shape[0]
         A = centred(O)
         Ag = A @ g
-        T = A @ A.T + damping * jnp.eye(B, dtype=A.dtype)
+        T = gram(A) + damping * jnp.eye(B, dtype=A.dtype)
         if project:
             delta = A.T @ jnp.linalg.solve(T, jnp.linalg.solve(T, Ag))
         else:
@@ -116,7 +125,7 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False):
             # minSR: c sums to zero, so g = Aᵀe with e = c / sqrt(B); then (S + λ)⁻¹g = Aᵀy with
             # y = (K + λ)⁻¹e, K = AAᵀ (one B x B solve), and δᵀ(S + λ)δ = yᵀKe
             A = centred(O)
-            K = A @ A.T
+            K = gram(A)
             e = c / jnp.sqrt(B)
             y = jnp.linalg.solve(K + damping * jnp.eye(B, dtype=K.dtype), e)
             d, state = finish(A.T @ y, y @ (K @ e), state)
@@ -138,10 +147,12 @@ def _optax(tx, name):
 def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
                    learning_rate: float | None = None, decay: float | None = 1000.0,
                    damping: float = 1e-3, norm_constraint: float = 1e-3, singd_options: dict | None = None,
-                   project: bool = False) -> VMCOptimizer:
+                   project: bool = False, kernel_dtype=None) -> VMCOptimizer:
     """An optimiser by name (see OPTIMIZERS). ``log_psi(params, x)`` is needed by "sr" and "singd"
     (per-walker statistics), ``module`` (the flax module) by "singd"; ``project`` (SR only) projects
-    the gradient onto the span of the per-walker scores first (see the module docstring)."""
+    the gradient onto the span of the per-walker scores first (see the module docstring);
+    ``kernel_dtype`` (SR only, e.g. float32) is the dtype SR's kernel AAᵀ is multiplied in (default:
+    the Jacobian's)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     defaults = {"adam": 1e-3, "lamb": 1e-3, "sgd": 1e-2, "sr": 0.1, "singd": 5e-2, "kfac": 5e-2}
@@ -158,7 +169,7 @@ def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
     if name == "sr":
         if log_psi is None:
             raise ValueError("optimizer 'sr' needs log_psi")
-        return _sr(log_psi, lr, decay, damping, norm_constraint, project=bool(project))
+        return _sr(log_psi, lr, decay, damping, norm_constraint, project=bool(project), kernel_dtype=kernel_dtype)
     if name == "singd":
         from vmc import singd_adapter
 
