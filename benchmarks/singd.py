@@ -3,7 +3,10 @@
 Two networks: an MLP (128 -> 256 -> 256 -> 256 -> 10, per-example cross-entropy, batch 256) and a
 FermiNet-sized network (one-electron stream width 256, two-electron stream width 32, 4 layers,
 16 determinants, LiH-like 4 electrons; the VMC-style step: per-walker log|psi| statistics and the gradient
-of mean log|psi| for 128 walkers). One step = forward + backward + optimiser update + apply; timed as a
+of mean log|psi|) at 128 walkers (this project's vmc default) and at 1024 walkers (``--walkers``; the
+reference FermiNet runs use 4096, too slow for repeats on this machine). SINGD's per-step preconditioning
+costs the same at any walker count while forward + backward grow with it, so the ratio to AdamW falls as
+walkers grow. One step = forward + backward + optimiser update + apply; timed as a
 jitted ``lax.scan`` over 10 steps (divided by 10). Two SINGD rows per structure:
 
 * ``T = 10`` (the notes' default update interval): layer statistics (per-example inputs and output
@@ -17,11 +20,15 @@ AdamW runs the plain ``value_and_grad`` step. In each repeat the four runs (Adam
 cond, T=1) alternate; ratios are of medians over repeats ("best-of" = ratio of minima is recorded too). The load
 average is recorded before and after every row (the machine is shared).
 
+Rows: every structure in float32 (dense with its default cached products ``K K^T``, ``C C^T``), diagonal
+and dense with bfloat16 factors, and lower-triangular Toeplitz with ``cache_products=True`` (the speed a
+Toeplitz step has when it keeps dense d x d products, at their memory cost).
+
 Memory = bytes of the optimiser state. kfac-jax 0.0.8 cannot run with jax 0.10 here, so KFAC's state is
 computed ANALYTICALLY, not measured: per dense layer the two dense Kronecker factors ((d_in + 1)^2 + d_out^2)
 and their inverses (the same again), plus one momentum buffer for all parameters, in float32.
 
-    python benchmarks/singd.py [--quick]       # writes benchmarks/results/singd.json
+    python benchmarks/singd.py [--quick] [--walkers 128,1024]   # writes benchmarks/results/singd.json
 """
 
 from __future__ import annotations
@@ -104,7 +111,7 @@ def kfac_state_bytes(params) -> int:
     return 4 * (n_params + factors)
 
 
-def make_problem(name, quick):
+def make_problem(name, walkers=128):
     rng = np.random.default_rng(0)
     if name == "mlp":
         model, batch = MLP(), 256
@@ -116,7 +123,7 @@ def make_problem(name, quick):
         mean_loss = lambda p, xb, yb: jnp.mean(jax.vmap(lambda a, b: per_example(p, a, b))(xb, yb))
         data = (x, y)
     else:
-        model, walkers = FermiNetLike(), (64 if quick else 128)
+        model = FermiNetLike()
         r = jnp.asarray(rng.normal(size=(T, walkers, 12)), jnp.float32)
         params = model.init(jax.random.key(0), r[0, 0])["params"]
         per_example = lambda p, ri: model.apply({"params": p}, ri)
@@ -170,19 +177,54 @@ def step_fn(tx, per_example, mean_loss, interval=None, schedule="host"):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats and walkers")
+    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     ap.add_argument("--networks", default="mlp,ferminet", help="comma-separated subset of mlp,ferminet")
     ap.add_argument("--structures", default=None, help="comma-separated subset of the structures (float32 only)")
+    ap.add_argument("--walkers", default="128,1024", help="comma-separated walker counts for the FermiNet-sized network")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats (default 7, --quick 3)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "singd.json"))
     args = ap.parse_args(argv)
-    repeats = 3 if args.quick else 7
+    repeats = args.repeats or (3 if args.quick else 7)
     load_start = os.getloadavg()
-    configs = [(s, None) for s in STRUCTURES] + [("diagonal", "bfloat16"), ("dense", "bfloat16")]
+    configs = ([(s, None, None) for s in STRUCTURES] + [("diagonal", "bfloat16", None), ("dense", "bfloat16", None),
+                                                         ("tril_toeplitz", None, True)])
     if args.structures:
-        configs = [(s, None) for s in args.structures.split(",")]
-    results = []
+        configs = [(s, None, None) for s in args.structures.split(",")]
+    problems = []
     for net in args.networks.split(","):
-        params, per_example, mean_loss, data = make_problem(net, args.quick)
+        if net == "ferminet":
+            problems += [(net, int(w)) for w in args.walkers.split(",")]
+        else:
+            problems.append((net, 256))
+    results = []
+
+    def write(complete):
+        """The JSON so far (after every row: a run cut short still leaves its finished rows)."""
+        out = {"benchmark": "singd", "quick": args.quick, "update_interval": T, "repeats": repeats,
+               "load_average_start": load_start, "load_average_end": os.getloadavg(),
+               "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
+                           "load_average_1min": os.getloadavg()[0]},
+               "versions": {"jax": jax.__version__, "optax": optax.__version__},
+               "xla_flags": os.environ.get("XLA_FLAGS", ""),
+               "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2, so KFAC is NOT run: its state is computed "
+                            "analytically: momentum + per dense layer 2 * ((d_in + 1)^2 + d_out^2) float32 "
+                            "(factors and inverses)",
+               "step_note": "one step = forward + backward + update + apply, mean over a jitted scan of 10 steps; "
+                            f"T={T}: statistics captured and factors updated on 1 step in 10, the others plain "
+                            "value_and_grad + preconditioning; 'host' schedule = the fixed sequence a host loop "
+                            "alternating two jitted steps runs (main T=10 columns), 'cond' = one lax.scan choosing "
+                            "each step with lax.cond(needs_layer_stats); T=1: capture and factor update every step; "
+                            "AdamW, T=10 host, T=10 cond, T=1 interleaved, median of repeats; 'batch' = examples (MLP) or "
+                            "walkers (FermiNet-sized, 4 electrons each); 'cache_products': K K^T and C C^T kept in "
+                            "the state (default for dense only)",
+               "rows": results, "complete": complete}
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=2)
+
+    for net, batch in problems:
+        params, per_example, mean_loss, data = make_problem(net, batch)
         n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
         adamw = optax.adamw(1e-3)
         f_adam = step_fn(adamw, per_example, mean_loss)
@@ -190,15 +232,15 @@ def main(argv=None):
         jax.block_until_ready(f_adam(params, s_adam, data))
         kfac_bytes = kfac_state_bytes(params)
         adam_bytes = tree_bytes(s_adam)
-        print(f"{net}: {n_params} parameters, {len(find_dense_layers(params))} dense layers; AdamW state "
+        print(f"{net} (batch {batch}): {n_params} parameters, {len(find_dense_layers(params))} dense layers; AdamW state "
               f"{adam_bytes / 1e6:.2f} MB, KFAC state (analytic) {kfac_bytes / 1e6:.2f} MB", flush=True)
-        for structure, fdt in configs:
+        for structure, fdt, cache in configs:
             load_before = os.getloadavg()
             runs = {"adamw": (f_adam, s_adam)}
             compile_s, finite = {}, {}
             for name, interval, schedule in ((f"T{T}", T, "host"), (f"T{T}_cond", T, "cond"), ("T1", 1, None)):
                 tx = singd(1e-3, structure, damping=1e-3, update_interval=interval,
-                           factor_dtype=jnp.bfloat16 if fdt == "bfloat16" else None)
+                           factor_dtype=jnp.bfloat16 if fdt == "bfloat16" else None, cache_products=cache)
                 f, s0 = step_fn(tx, per_example, mean_loss, interval, schedule), tx.init(params)
                 t0 = time.perf_counter()
                 out = jax.block_until_ready(f(params, s0, data))
@@ -217,7 +259,9 @@ def main(argv=None):
             best = {k: min(v) for k, v in times.items()}
             cmed = {k: statistics.median(v) for k, v in cpu.items()}
             state_bytes = tree_bytes(runs[f"T{T}"][1])
-            row = {"network": net, "structure": structure, "factor_dtype": fdt or "float32", "n_params": n_params,
+            cached = structure == "dense" if cache is None else cache
+            row = {"network": net, "batch": batch, "structure": structure, "factor_dtype": fdt or "float32",
+                   "cache_products": cached, "n_params": n_params,
                    "adamw_step_s": med["adamw"], "adamw_step_min_s": best["adamw"],
                    "singd_step_s": med[f"T{T}"], "singd_step_min_s": best[f"T{T}"],
                    "step_time_ratio_vs_adamw": med[f"T{T}"] / med["adamw"],
@@ -236,32 +280,14 @@ def main(argv=None):
                    "compile_plus_first_run_s": compile_s, "losses_finite": finite,
                    "load_average_before": load_before, "load_average_after": os.getloadavg()}
             results.append(row)
-            print(f"  {structure:14s} {row['factor_dtype']:8s} AdamW {med['adamw'] * 1e3:7.2f} ms  SINGD T={T} "
+            print(f"  {structure + ('+cache' if cached else ''):20s} {row['factor_dtype']:8s} AdamW {med['adamw'] * 1e3:7.2f} ms  SINGD T={T} "
                   f"{med[f'T{T}'] * 1e3:7.2f} ms = {row['step_time_ratio_vs_adamw']:.2f}x (best-of "
                   f"{row['step_time_ratio_vs_adamw_best_of']:.2f})  T=1 {med['T1'] * 1e3:7.2f} ms = "
                   f"{row['step_time_ratio_vs_adamw_T1']:.2f}x  (CPU time {row['cpu_time_ratio_vs_adamw']:.2f}x, "
                   f"cond {row['cpu_time_ratio_vs_adamw_cond']:.2f}x, T=1 {row['cpu_time_ratio_vs_adamw_T1']:.2f}x)  state {state_bytes / 1e6:6.2f} MB = "
                   f"{row['memory_ratio_vs_kfac']:.3f} KFAC  load {load_before[0]:.1f}", flush=True)
-    out = {"benchmark": "singd", "quick": args.quick, "update_interval": T, "repeats": repeats,
-           "load_average_start": load_start, "load_average_end": os.getloadavg(),
-           "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                       "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
-                       "load_average_1min": os.getloadavg()[0]},
-           "versions": {"jax": jax.__version__, "optax": optax.__version__},
-           "xla_flags": os.environ.get("XLA_FLAGS", ""),
-           "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2, so KFAC is NOT run: its state is computed "
-                        "analytically: momentum + per dense layer 2 * ((d_in + 1)^2 + d_out^2) float32 "
-                        "(factors and inverses)",
-           "step_note": "one step = forward + backward + update + apply, mean over a jitted scan of 10 steps; "
-                        f"T={T}: statistics captured and factors updated on 1 step in 10, the others plain "
-                        "value_and_grad + preconditioning; 'host' schedule = the fixed sequence a host loop "
-                        "alternating two jitted steps runs (main T=10 columns), 'cond' = one lax.scan choosing "
-                        "each step with lax.cond(needs_layer_stats); T=1: capture and factor update every step; "
-                        "AdamW, T=10 host, T=10 cond, T=1 interleaved, median of repeats",
-           "rows": results}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(out, fh, indent=2)
+            write(False)
+    write(True)
     print(f"wrote {args.out}")
 
 
