@@ -11,17 +11,13 @@ FAST = {"walkers": 128, "network": SMALL_NET, "pretrain": {"steps": 0}, "mcmc": 
         "optimizer": "sr"}
 
 
-@pytest.mark.parametrize("system, steps", [("He", 400), ("H2", 400)])
-def test_reaches_reference_within_5_mha(system, steps, tmp_path):
-    s = train.train({**FAST, "system": system, "steps": steps, "eval": {"steps": 150}},
-                    out=str(tmp_path / system), log=lambda *a: None)
+def _check_run(s, run, steps):
     ref = s["reference_energy"]
     assert s["status"] == "completed" and s["steps"] == steps and s["nan_skips"] == 0
     # variational: not below the exact energy beyond 4 standard errors; above it by < 5 mHa
     assert s["energy"] > ref - 4 * s["energy_stderr"]
     assert s["error_mha"] < 5.0, s
     assert 0 < s["energy_stderr"] < 2e-3 and 0 < s["variance"] < 0.05
-    run = tmp_path / system
     for f in ("config.json", "metrics.csv", "summary.json", "energy.png"):
         assert (run / f).exists(), f
     assert list((run / "checkpoints").glob("step_*.npz"))
@@ -38,6 +34,23 @@ def test_reaches_reference_within_5_mha(system, steps, tmp_path):
     assert 0.4 < np.median(m["acceptance"]) < 0.65  # width adapted towards [0.50, 0.55]
 
 
+@pytest.mark.parametrize("system", ["He", "H2"])
+def test_reaches_reference_within_5_mha_in_float64_and_mixed(system, tmp_path):
+    """Both precision modes reach the reference; the mixed mode (float32 MCMC and SR Jacobian/kernel,
+    float64 local energies) trains to the float64 energy from the same seed: the final evaluations
+    differ by less than 4 combined standard errors (blocking) and less than 1 mHa."""
+    steps, res = 400, {}
+    for precision in ("float64", "mixed"):
+        run = tmp_path / precision
+        res[precision] = train.train({**FAST, "system": system, "steps": steps, "eval": {"steps": 150},
+                                      "precision": precision}, out=str(run), log=lambda *a: None)
+        _check_run(res[precision], run, steps)
+    a, b = res["float64"], res["mixed"]
+    diff = abs(a["energy"] - b["energy"])
+    sigma = math.hypot(a["energy_stderr"], b["energy_stderr"])
+    assert diff < 4 * sigma and diff < 1e-3, (a["energy"], b["energy"], sigma)
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"walkers": 2}, "too few"),
     ({"objective": "energy"}, "unknown objective"),
@@ -47,6 +60,7 @@ def test_reaches_reference_within_5_mha(system, steps, tmp_path):
     ({"mcmc": {"step_size": 0.0}}, "step_size"),
     ({"network": {"kind": "psiformer"}}, "unknown network"),
     ({"colour": 1}, "unknown configuration key"),
+    ({"precision": "float16"}, "precision"),
 ])
 def test_bad_configuration(cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -116,6 +130,61 @@ def test_fused_sr_step_equals_the_objective_gradient_step(system):
         assert moved > 1e-4  # the parameters did change (a test on a zero update would prove nothing)
         st = s_old
     assert int(s_new.nan_total) == 0
+
+
+def test_precision_modes_evaluate_where_they_should():
+    """mixed: local energies are the float64 ones exactly; float32: the same within float32 rounding
+    but not bit-equal (so it is really evaluated in float32); the mixed SR update (float32 Jacobian
+    and kernel, float64 solve) is the float64 update to float32 accuracy, in float64 parameters."""
+    import jax
+
+    built = {p: train.build(train._merge(train.DEFAULTS, {"system": "LiH", "walkers": 16, "network": SMALL_NET,
+                                                          "precision": p}))
+             for p in train.PRECISIONS}
+    k_init, k_walk = jax.random.split(jax.random.PRNGKey(0))
+    b64 = built["float64"]
+    p = b64.wf.init(k_init)
+    x = b64.mol.initial_electrons(k_walk, 16)
+    e = {n: np.asarray(jax.jit(jax.vmap(b.local_energy, (None, 0)))(p, x)) for n, b in built.items()}
+    assert all(v.dtype == np.float64 for v in e.values())
+    np.testing.assert_array_equal(e["mixed"], e["float64"])
+    gap = np.max(np.abs(e["float32"] - e["float64"]))
+    assert 1e-9 < gap < 1e-4 * np.max(np.abs(e["float64"])), gap
+    from vmc.objectives import fisher_rao_coefficients
+
+    c = fisher_rao_coefficients(e["float64"])
+    d = {}
+    for n in ("float64", "mixed"):
+        opt = built[n].optimizer
+        upd, _, _ = jax.jit(opt.update_fr)(c, opt.init(p), p, x)
+        assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(upd)} == {np.dtype(np.float64)}
+        d[n] = np.concatenate([np.ravel(u) for u in jax.tree_util.tree_leaves(upd)])
+    cos = d["mixed"] @ d["float64"] / (np.linalg.norm(d["mixed"]) * np.linalg.norm(d["float64"]))
+    assert np.linalg.norm(d["float64"]) > 1e-4 and 1e-14 < 1 - cos < 1e-8, cos  # measured 1.7e-12
+    np.testing.assert_allclose(np.linalg.norm(d["mixed"]), np.linalg.norm(d["float64"]), rtol=1e-5)
+
+
+def test_sampler_layout_walkers_first_gives_the_same_chain():
+    """vmc samples with samplers.rwm(walkers_last=False) (faster for a network density): the same
+    random numbers as the default walker-minor layout, so the same chain up to rounding."""
+    import jax
+    import jax.numpy as jnp
+    from qsim import samplers
+
+    b = train.build(train._merge(train.DEFAULTS, {"system": "LiH", "walkers": 16, "network": SMALL_NET}))
+    k_init, k_walk = jax.random.split(jax.random.PRNGKey(0))
+    p = b.wf.init(k_init)
+    logp = lambda y: 2.0 * b.wf.log_psi(p, y)
+    x0 = b.mol.initial_electrons(k_walk, 16)
+    out = []
+    for kernel in (samplers.rwm(), samplers.rwm(walkers_last=False)):
+        st, info = samplers.run(kernel, jax.random.PRNGKey(1), kernel.init(x0, logp), logp,
+                                {"step_size": jnp.asarray(0.3)}, n_steps=6)
+        out.append((np.asarray(st.position), np.asarray(info.acceptance)))
+    (xa, acc_a), (xb, acc_b) = out
+    np.testing.assert_allclose(xb, xa, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(acc_b, acc_a, rtol=0, atol=1e-10)
+    assert 0.05 < acc_a.mean() < 0.95 and np.max(np.abs(xa - np.asarray(x0))) > 0.1  # the chain moved
 
 
 def test_fused_step_needs_fisher_rao_and_sr():
