@@ -1,23 +1,31 @@
 """qsim vmc vs DeepQMC: seconds per training step on LiH (CPU), matched walkers and network, one run.
 
     python benchmarks/deepqmc.py --deepqmc-python /path/to/deepqmc-venv/bin/python
-    python benchmarks/deepqmc.py --deepqmc-python ... --steps 40 --rounds 3 --walkers 256
+    python benchmarks/deepqmc.py --deepqmc-python ... --steps 40 --rounds 3 --walkers 256 \
+        --precisions float64 mixed float32
 
 DeepQMC's pins clash with ours (it needs jax < 0.9 and Python >= 3.12), so it runs from its own
 virtual environment (see docs/vmc.md for the install recipe); qsim runs from this one. Each round runs
-DeepQMC, then qsim, as subprocesses (so both pay their compilation in the same way and neither warms
-the other's caches), rounds interleaved; the load average is recorded before and after each run.
-Per-step times: for DeepQMC a time stamp per item of its training loop (``deepqmc.fit.fit_wf`` yields
-once per step and the loop syncs on each), for qsim its ``metrics.csv`` ``step_time_s``; the first
-``--skip`` steps (compilation) are dropped, the median of the rest is reported, and the ratio is the
-median over rounds of DeepQMC's s/step over qsim's.
+DeepQMC and qsim in each of ``--precisions`` (vmc.train's ``precision`` option) as subprocesses (so
+all pay their compilation in the same way and none warms another's caches), in an order rotated from
+round to round; the load average is recorded before and after each run.
+Per-step times: a time stamp per iteration of each code's training loop, wall clock and the process's
+CPU time (all threads): for DeepQMC per item of ``deepqmc.fit.fit_wf`` (it yields once per step and
+the loop syncs on each), for qsim per call of vmc.train's step function (blocked until done; the loop
+syncs on its metrics right after). Stamp to stamp covers a whole iteration of each loop, logging
+included. qsim's own ``metrics.csv`` ``step_time_s`` is kept beside. The first ``--skip`` steps
+(compilation) are dropped and the median of the rest is reported; the ratio is the median over rounds
+of DeepQMC's s/step over qsim's, for wall time and for CPU time (CPU time is less sensitive to what
+else runs on the machine, since waiting for a core does not count).
 
 Matched settings: LiH (R = 3.015 bohr), ``--walkers`` walkers, 10 random-walk Metropolis moves per step
 (DeepQMC's ``decorr_metropolis_ferminet`` sampler), no pretraining, a FermiNet-like network of the same
 size on both sides (qsim's default FermiNet: 2 layers, one-electron width 32, two-electron width 8,
 4 determinants; DeepQMC's ``ansatz=ferminet`` with embedding_dim 32, two_particle_stream_dim 8,
 n_interactions 2, n_determinants 4), each code's default natural-gradient optimiser (DeepQMC: KFAC;
-qsim: stochastic reconfiguration), float64 on qsim's side (DeepQMC runs in its default float32).
+qsim: stochastic reconfiguration). DeepQMC runs in its default float32; qsim's rows: ``float64``
+(everything), ``mixed`` (float32 MCMC and SR Jacobian/kernel, float64 local energies) and
+``float32`` (the network evaluated in float32 everywhere, like DeepQMC; statistics in float64).
 Writes benchmarks/results/deepqmc.json. Target from the issue: qsim >= 2x faster per step.
 """
 
@@ -40,11 +48,21 @@ ROOT = Path(__file__).resolve().parents[1]
 LIH_COORDS = "[[0.0,0.0,0.0],[3.015,0.0,0.0]]"
 
 QSIM_SNIPPET = """
-import json, sys
+import json, sys, time
+import jax
 from vmc import train
+stamps, make = [], train.make_train_step
+def make_timed(*a, **k):
+    step = make(*a, **k)
+    def timed(*args):
+        out = jax.block_until_ready(step(*args))
+        stamps.append((time.perf_counter(), time.process_time()))
+        return out
+    return timed
+train.make_train_step = make_timed
 cfg = json.loads(sys.argv[1])
 s = train.train(cfg, out=sys.argv[2], log=lambda *a: None)
-print(json.dumps({"n_parameters": s.get("n_parameters")}))
+print(json.dumps({"n_parameters": s.get("n_parameters"), "stamps": stamps[:cfg["steps"]]}))
 """
 
 # DeepQMC's training loop (deepqmc.train.train) iterates over deepqmc.fit.fit_wf, one item per step, and
@@ -55,7 +73,7 @@ import deepqmc.train as T
 stamps, fit_wf = [], T.fit_wf
 def timed(*a, **k):
     for item in fit_wf(*a, **k):
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
         yield item
 T.fit_wf = timed
 out = sys.argv[1]
@@ -71,6 +89,17 @@ finally:
 def _median_tail(values, skip):
     tail = [v for v in values[skip:] if v == v]
     return statistics.median(tail) if tail else float("nan")
+
+
+def _median_over_rounds(record, name, key):
+    return statistics.median(x[name][key] for x in record["rounds"])
+
+
+def _per_step(stamps):
+    """Wall and CPU seconds per step from (wall, cpu) stamps, one per finished step."""
+    wall = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
+    cpu = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
+    return wall, cpu
 
 
 def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int, timeout: float) -> dict:
@@ -94,18 +123,30 @@ def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int,
     if proc.returncode != 0:
         raise RuntimeError(f"deepqmc failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
     times = json.loads(stamps_file.read_text())
-    per_step = [b - a for a, b in zip(times, times[1:])]
-    return {"per_step_s": per_step, "wall_s": wall, "steps_logged": len(times)}
+    per_step, per_step_cpu = _per_step(times)
+    return {"per_step_s": per_step, "per_step_cpu_s": per_step_cpu, "wall_s": wall, "steps_logged": len(times),
+            "n_parameters": _deepqmc_n_parameters(run_dir)}
 
 
-def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float) -> dict:
+def _deepqmc_n_parameters(run_dir: Path):
+    """DeepQMC logs "Number of model parameters: N" in deepqmc.log; None if absent."""
+    import re
+
+    for f in sorted(run_dir.rglob("*.log")):
+        m = re.search(r"model parameters:\s*([\d,]+)", f.read_text(errors="replace"))
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return None
+
+
+def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float, precision: str) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = {"system": "LiH", "steps": steps, "walkers": walkers, "seed": seed, "objective": "fisher_rao",
            "optimizer": "sr", "network": {"kind": "ferminet", "hidden": [[32, 8], [32, 8]], "n_det": 4,
                                           "jastrow": True},
            "pretrain": {"steps": 0}, "mcmc": {"steps": 10, "burn_in": 100}, "eval": {"steps": 0},
-           "checkpoint_every": 10**9}
+           "checkpoint_every": 10**9, "precision": precision}
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", QSIM_SNIPPET, json.dumps(cfg), str(run_dir)],
@@ -115,8 +156,10 @@ def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float)
         raise RuntimeError(f"qsim failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     with open(run_dir / "metrics.csv") as f:
-        per_step = [float(r["step_time_s"]) for r in csv.DictReader(f)]
-    return {"per_step_s": per_step, "wall_s": wall, "n_parameters": info.get("n_parameters")}
+        step_time_s = [float(r["step_time_s"]) for r in csv.DictReader(f)]
+    per_step, per_step_cpu = _per_step(info["stamps"])
+    return {"precision": precision, "per_step_s": per_step, "per_step_cpu_s": per_step_cpu,
+            "metrics_step_time_s": step_time_s, "wall_s": wall, "n_parameters": info.get("n_parameters")}
 
 
 def main(argv=None) -> int:
@@ -128,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip", type=int, default=5, help="first steps dropped (compilation)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precisions", nargs="+", default=["float64", "mixed", "float32"],
+                    help="qsim precision modes, one qsim run each per round (vmc.train PRECISIONS)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="folder for both codes' run directories (checkpoints, "
@@ -141,33 +186,51 @@ def main(argv=None) -> int:
     out = Path(args.out)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="qsim-vs-deepqmc-"))
     work.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))  # the vmc package, not benchmarks/vmc.py beside this script
+    from vmc.train import PRECISIONS
+
+    bad = [p for p in args.precisions if p not in PRECISIONS]
+    if bad:
+        raise SystemExit(f"unknown precision(s) {bad}; choose from {list(PRECISIONS)}")
+    names = ["deepqmc"] + [f"qsim_{p}" for p in args.precisions]
     record = {"system": "LiH", "walkers": args.walkers, "steps": args.steps, "skip": args.skip,
-              "rounds": [], "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+              "precisions": args.precisions, "rounds": [], "target_ratio_min": 2.0,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    out.mkdir(parents=True, exist_ok=True)
     json_path = out / "deepqmc.json"
     for r in range(args.rounds):
         row = {}
-        for name in ("deepqmc", "qsim"):
+        order = names[r % len(names):] + names[:r % len(names)]  # rotated: no code always runs first
+        for name in order:
             load0 = os.getloadavg()
             if name == "deepqmc":
                 res = run_deepqmc(args.deepqmc_python, work / f"deepqmc_{r}", args.steps, args.walkers,
                                   args.seed, args.timeout)
             else:
-                res = run_qsim(work / f"qsim_{r}", args.steps, args.walkers, args.seed, args.timeout)
+                res = run_qsim(work / f"{name}_{r}", args.steps, args.walkers, args.seed, args.timeout,
+                               name.removeprefix("qsim_"))
             res["median_s_per_step"] = _median_tail(res["per_step_s"], args.skip)
+            res["median_cpu_s_per_step"] = _median_tail(res["per_step_cpu_s"], args.skip)
             res["load_before"], res["load_after"] = load0, os.getloadavg()
             row[name] = res
-            print(f"round {r} {name}: {res['median_s_per_step']:.3f} s/step (load {load0[0]:.1f})", flush=True)
-        row["ratio_deepqmc_over_qsim"] = row["deepqmc"]["median_s_per_step"] / row["qsim"]["median_s_per_step"]
+            print(f"round {r} {name}: {res['median_s_per_step']:.3f} s/step, {res['median_cpu_s_per_step']:.3f} "
+                  f"CPU s/step (load {load0[0]:.1f})", flush=True)
+        for name in names[1:]:
+            row[f"ratio_deepqmc_over_{name}"] = row["deepqmc"]["median_s_per_step"] / row[name]["median_s_per_step"]
+            row[f"cpu_ratio_deepqmc_over_{name}"] = (row["deepqmc"]["median_cpu_s_per_step"]
+                                                     / row[name]["median_cpu_s_per_step"])
         record["rounds"].append(row)
-        ratios = [x["ratio_deepqmc_over_qsim"] for x in record["rounds"]]
-        record["median_ratio_deepqmc_over_qsim"] = statistics.median(ratios)
-        record["median_s_per_step"] = {n: statistics.median(x[n]["median_s_per_step"] for x in record["rounds"])
-                                       for n in ("deepqmc", "qsim")}
-        record["target_ratio_min"] = 2.0
+        med = lambda key: statistics.median(x[key] for x in record["rounds"])
+        record["median_s_per_step"] = {n: _median_over_rounds(record, n, "median_s_per_step") for n in names}
+        record["median_cpu_s_per_step"] = {n: _median_over_rounds(record, n, "median_cpu_s_per_step") for n in names}
+        record["median_ratio_deepqmc_over"] = {n: med(f"ratio_deepqmc_over_{n}") for n in names[1:]}
+        record["median_cpu_ratio_deepqmc_over"] = {n: med(f"cpu_ratio_deepqmc_over_{n}") for n in names[1:]}
         json_path.write_text(json.dumps(record, indent=2))  # written after every round (resumable record)
-    print(f"median s/step: deepqmc {record['median_s_per_step']['deepqmc']:.3f}, "
-          f"qsim {record['median_s_per_step']['qsim']:.3f}; qsim is "
-          f"{record['median_ratio_deepqmc_over_qsim']:.2f}x faster (target >= 2)")
+    print("median over rounds (DeepQMC s/step over qsim's; >= 2 is the target):")
+    for n in names[1:]:
+        print(f"  {n}: {record['median_s_per_step'][n]:.3f} s/step, wall ratio "
+              f"{record['median_ratio_deepqmc_over'][n]:.2f}x, CPU ratio {record['median_cpu_ratio_deepqmc_over'][n]:.2f}x")
+    print(f"  deepqmc: {record['median_s_per_step']['deepqmc']:.3f} s/step")
     return 0
 
 
