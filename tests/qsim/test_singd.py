@@ -13,6 +13,7 @@ import pytest
 
 from qsim.optim import (STRUCTURES, LayerStats, layer_statistics, make_structure, needs_layer_stats, singd,
                         value_grad_and_stats)
+from qsim.optim.structures import gram_left
 
 jax.config.update("jax_enable_x64", True)
 
@@ -253,6 +254,10 @@ def test_structure_algebra(name, d):
     np.testing.assert_allclose(np.asarray(s.to_dense(s.project(jnp.asarray(m)))), ref_project(name, m), atol=1e-12)
     np.testing.assert_allclose(np.asarray(s.to_dense(s.gram(jnp.asarray(rows), jnp.asarray(0.5)))),
                                ref_project(name, 0.5 * rows.T @ rows), atol=1e-10)
+    for n in (3, 4 * d):                  # both orders of gram_left (the U-first one for n > 2d, dense/Toeplitz)
+        xr = rng.normal(size=(n, d))
+        np.testing.assert_allclose(np.asarray(s.to_dense(gram_left(s, a, jnp.asarray(xr), jnp.asarray(0.5)))),
+                                   ref_project(name, 0.5 * da.T @ xr.T @ xr @ da), atol=1e-10)
     np.testing.assert_allclose(float(s.trace(a)), np.trace(da), atol=1e-12)
 
 
