@@ -16,7 +16,10 @@ syncs on its metrics right after). Stamp to stamp covers a whole iteration of ea
 included. qsim's own ``metrics.csv`` ``step_time_s`` is kept beside. The first ``--skip`` steps
 (compilation) are dropped and the median of the rest is reported; the ratio is the median over rounds
 of DeepQMC's s/step over qsim's, for wall time and for CPU time (CPU time is less sensitive to what
-else runs on the machine, since waiting for a core does not count).
+else runs on the machine, since waiting for a core does not count; but XLA's worker threads may spin
+while they wait, which CPU time counts). ``--threads 1`` runs both codes with single-threaded XLA
+(``XLA_FLAGS`` for both subprocesses) and writes ``deepqmc_1thread.json``: on a loaded machine the
+per-step CPU time is then the work of one step.
 
 Matched settings: LiH (R = 3.015 bohr), ``--walkers`` walkers, 10 random-walk Metropolis moves per step
 (DeepQMC's ``decorr_metropolis_ferminet`` sampler), no pretraining, a FermiNet-like network of the same
@@ -102,7 +105,17 @@ def _per_step(stamps):
     return wall, cpu
 
 
-def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int, timeout: float) -> dict:
+def _xla_env(threads):
+    """Environment for a subprocess: single-threaded XLA when ``threads == 1``."""
+    env = dict(os.environ)
+    if threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                            "intra_op_parallelism_threads=1").strip()
+    return env
+
+
+def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
+                threads=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -116,7 +129,7 @@ def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int,
            "ansatz.omni_factory.embedding_dim=32", "ansatz.n_determinants=4",
            "ansatz.omni_factory.gnn_factory.n_interactions=2",
            "ansatz.omni_factory.gnn_factory.two_particle_stream_dim=8"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {**_xla_env(threads), "JAX_PLATFORMS": "cpu"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     wall = time.perf_counter() - t0
@@ -139,7 +152,8 @@ def _deepqmc_n_parameters(run_dir: Path):
     return None
 
 
-def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float, precision: str) -> dict:
+def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float, precision: str,
+             threads=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = {"system": "LiH", "steps": steps, "walkers": walkers, "seed": seed, "objective": "fisher_rao",
@@ -147,7 +161,7 @@ def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
                                           "jastrow": True},
            "pretrain": {"steps": 0}, "mcmc": {"steps": 10, "burn_in": 100}, "eval": {"steps": 0},
            "checkpoint_every": 10**9, "precision": precision}
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**_xla_env(threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", QSIM_SNIPPET, json.dumps(cfg), str(run_dir)],
                           capture_output=True, text=True, env=env, timeout=timeout)
@@ -173,6 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precisions", nargs="+", default=["float64", "mixed", "float32"],
                     help="qsim precision modes, one qsim run each per round (vmc.train PRECISIONS)")
+    ap.add_argument("--threads", type=int, default=None, choices=[1],
+                    help="1: single-threaded XLA in both codes (default: XLA's own thread pool)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="folder for both codes' run directories (checkpoints, "
@@ -194,10 +210,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown precision(s) {bad}; choose from {list(PRECISIONS)}")
     names = ["deepqmc"] + [f"qsim_{p}" for p in args.precisions]
     record = {"system": "LiH", "walkers": args.walkers, "steps": args.steps, "skip": args.skip,
-              "precisions": args.precisions, "rounds": [], "target_ratio_min": 2.0,
+              "precisions": args.precisions, "rounds": [], "target_ratio_min": 2.0, "xla_threads": args.threads,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "deepqmc.json"
+    json_path = out / ("deepqmc.json" if args.threads is None else f"deepqmc_{args.threads}thread.json")
     for r in range(args.rounds):
         row = {}
         order = names[r % len(names):] + names[:r % len(names)]  # rotated: no code always runs first
@@ -205,10 +221,10 @@ def main(argv=None) -> int:
             load0 = os.getloadavg()
             if name == "deepqmc":
                 res = run_deepqmc(args.deepqmc_python, work / f"deepqmc_{r}", args.steps, args.walkers,
-                                  args.seed, args.timeout)
+                                  args.seed, args.timeout, args.threads)
             else:
                 res = run_qsim(work / f"{name}_{r}", args.steps, args.walkers, args.seed, args.timeout,
-                               name.removeprefix("qsim_"))
+                               name.removeprefix("qsim_"), args.threads)
             res["median_s_per_step"] = _median_tail(res["per_step_s"], args.skip)
             res["median_cpu_s_per_step"] = _median_tail(res["per_step_cpu_s"], args.skip)
             res["load_before"], res["load_after"] = load0, os.getloadavg()
