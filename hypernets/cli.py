@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import sys
 
+from .train import ANNEAL_T0
+
 __all__ = ["register", "run", "DEFAULTS", "run_hypernet"]
 
 DEFAULTS = {
@@ -34,6 +36,9 @@ DEFAULTS = {
     "ansatz": "brickwork",
     "optimizer": "lbfgs",
     "max_iter": 500,
+    "anneal": ANNEAL_T0,
+    "anneal_stages": 8,
+    "stage_iters": 100,
     "learning_rate": 0.05,
     "engine": "fast",
     "dtype": "float64",
@@ -67,6 +72,10 @@ def register(subparsers) -> None:
     p.add_argument("--ansatz", default=None, choices=["brickwork", "hardware_efficient"])
     p.add_argument("--optimizer", default=None, choices=["lbfgs", "adam"], help="exact mode (default lbfgs)")
     p.add_argument("--max-iter", dest="max_iter", type=int, default=None, help="exact-mode iterations (500)")
+    p.add_argument("--anneal", type=float, default=None,
+                   help=f"exact mode: initial entropy weight of the annealed log-cost warm-up before the "
+                        f"max-iter iterations (default {ANNEAL_T0}; 0 = plain L-BFGS from random angles, "
+                        f"the reference method); anneal_stages=8 stage_iters=100 set its length")
     p.add_argument("--backend", default=None, help="shot-mode backend (statevector, qiskit:aer, "
                    "pennylane:lightning.qubit, ...)")
     p.add_argument("--shots", type=int, default=None, help="shots per estimate; 0 = exact mode (default)")
@@ -91,6 +100,8 @@ def _validate(cfg: dict) -> None:
         raise ValueError(f"noise applies to the qiskit:aer backend, not {cfg['backend']!r}")
     if cfg["noise"] and not cfg["shots"]:
         raise ValueError("noise needs shot mode (--shots S)")
+    if not (float(cfg["anneal"]) >= 0 and math.isfinite(float(cfg["anneal"]))):
+        raise ValueError(f"anneal must be a finite number >= 0 (0 = no warm-up), got {cfg['anneal']}")
 
 
 def noise_model(p: float):
@@ -166,7 +177,8 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
     R = int(cfg["restarts"])
     shots = int(cfg["shots"])
     opt = land.optimal_set()
-    n_total = len(depths) * R * (int(cfg["max_iter"]) if not shots else int(cfg["steps"]))
+    warm = int(cfg["anneal_stages"]) * int(cfg["stage_iters"]) if float(cfg["anneal"]) > 0 else 0
+    n_total = len(depths) * R * (warm + int(cfg["max_iter"]) if not shots else int(cfg["steps"]))
 
     def body(run):
         table = {d: [] for d in depths}
@@ -183,14 +195,16 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
             from tqdm import tqdm
             bar = tqdm(total=n_total, desc=f"hypernet {task.name}", unit="it")
         log_every = max(1, int(cfg["log_every"]))
+        last_it = {}
 
         def log(depth, restart, it, value, **final):
             step[0] += 1
             if run is not None and (it % log_every == 0 or final):
                 run.log_metrics(step[0], depth=depth, restart=restart, iteration=it, expected_cost=value,
                                 **{k: final.get(k) for k in ("p_optimal", "p_top_k", "best_accuracy")})
-            if bar is not None and not final:
-                bar.update(1)
+            if bar is not None and not final:       # the annealed warm-up reports once per stage
+                bar.update(max(1, it - last_it.get((depth, restart), 0)))
+                last_it[(depth, restart)] = it
 
         def finish(di, d, r, row):
             log(d, r, -1, row["expected_cost"], p_optimal=row["p_optimal"], p_top_k=row["p_top_k"],
@@ -224,7 +238,8 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
                             ansatz=cfg["ansatz"], optimizer=cfg["optimizer"], max_iter=cfg["max_iter"],
                             learning_rate=cfg["learning_rate"], engine=cfg["engine"], dtype=cfg["dtype"],
                             top_k=cfg["top_k"], callback=lambda rr, it, v, d=d: log(d, rr, it, v),
-                            on_restart=on_restart)
+                            on_restart=on_restart, anneal=float(cfg["anneal"]),
+                            anneal_stages=int(cfg["anneal_stages"]), stage_iters=int(cfg["stage_iters"]))
                 continue
             backend = cfg["backend"]
             if cfg["noise"]:
@@ -287,7 +302,7 @@ def run(args) -> int:
     except Exception:  # pragma: no cover - older/newer jax without these options
         pass
     cfg = resolve_config(DEFAULTS, args, cli_keys=["task", "classes", "depths", "restarts", "ansatz", "optimizer",
-                                                   "max_iter", "backend", "shots", "gradient", "steps", "noise"])
+                                                   "max_iter", "anneal", "backend", "shots", "gradient", "steps", "noise"])
     if isinstance(cfg["depths"], int):
         cfg["depths"] = [cfg["depths"]]
     progress = not args.no_progress and sys.stderr.isatty()

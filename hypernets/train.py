@@ -6,6 +6,18 @@ exact output distribution of the circuit (``qsim.probs``, or the equivalent spec
 gradient is exact (``jax.grad``). Optimisers: L-BFGS (scipy's L-BFGS-B on the jitted value and
 gradient) or Adam (optax). Each restart starts from angles uniform in [0, 2 pi).
 
+Plain descent on the Born expectation ends wherever the circuit first concentrates on one network,
+which on the Gaussian task is mostly a near-optimal one (a network every single-bit change makes
+worse). ``anneal=T0 > 0`` adds a warm-up before it: L-BFGS stages (all restarts batched in one jitted
+``vmap``) on the free energy ``sum_b p(b) log C~(b) - T sum_b p(b) log(1/p(b))`` with the entropy weight ``T``
+falling geometrically from ``T0`` to ``T0 / 100``, where ``log C~`` is the log of the cost shifted to be
+positive (:func:`log_costs`; monotone, so the optimal set is unchanged). The entropy keeps the circuit
+spread over many networks while the cost sharpens, and the log makes near-optimal networks distinguishable
+(on a linear scale a 2x worse network differs by 0.004 in an MSE range of 0.25). The final phase is then
+the plain Born expectation from where the warm-up ended, so what is reported is still that objective's
+optimum. Measured on the Gaussian task (10 restarts, H100): depth 3 p_optimal 0.2 plain vs 0.6 annealed,
+depth 6 0.0 vs 0.5 (benchmarks/results/hypernets_anneal.json).
+
 **Shot mode** works on any backend with ``backend.sample(circuit, params, shots=S, key=key) -> (S, n)``
 bits (``qsim.get_backend(name)``): the cost is the average of the sampled networks' costs, gradients
 come from the parameter-shift rule (every slot of these ansatze feeds one RY / phase-shift / RZ gate,
@@ -29,7 +41,8 @@ from .ansatz import init_params, make_ansatz, make_probs_fn
 from .landscape import TIE_RTOL, Landscape
 from .layout import bits_from_index, index_from_bits
 
-__all__ = ["RestartResult", "evaluate", "make_exact_objective", "train_exact", "sample_cost",
+__all__ = ["RestartResult", "evaluate", "make_exact_objective", "train_exact", "log_costs", "anneal_temperatures",
+           "ANNEAL_T0", "sample_cost",
            "parameter_shift_grad", "spsa_grad", "train_shots", "resolve_backend", "StatevectorSampler"]
 
 
@@ -105,6 +118,58 @@ def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None 
     return vg, probs_fn, circuit
 
 
+ANNEAL_T0 = 0.3          # initial entropy weight of the annealed warm-up, in units of log cost (CLI default)
+
+
+def log_costs(costs) -> np.ndarray:
+    """``log(C - min C + s)`` with ``s = min C`` if ``min C > 0`` (so plain ``log C``), else
+    ``1e-3 (max C - min C)`` (or 1 for a flat landscape). Monotone: the same optimal set and order."""
+    c = np.asarray(costs, dtype=np.float64)
+    lo, hi = float(c.min()), float(c.max())
+    s = lo if lo > 0 else (1e-3 * (hi - lo) if hi > lo else 1.0)
+    return np.log(c - lo + s)
+
+
+def anneal_temperatures(t0: float, stages: int, decay: float = 0.01) -> np.ndarray:
+    """Entropy weights of the warm-up stages: ``t0 * decay ** (k / (stages - 1))``, k = 0 .. stages-1."""
+    if not (math.isfinite(t0) and t0 > 0):
+        raise ValueError(f"anneal temperature must be a positive finite number, got {t0}")
+    if int(stages) < 1:
+        raise ValueError(f"anneal_stages must be >= 1, got {stages}")
+    k = np.arange(int(stages))
+    return float(t0) * decay ** (k / max(1, int(stages) - 1))
+
+
+def make_anneal_stage(probs_fn, costs, stage_iters: int):
+    """``stage(X, T) -> (X, F)``: ``stage_iters`` L-BFGS iterations (optax, fresh memory) of
+    ``F(theta) = p . log C~ + T sum p log p`` for every row of ``X (R, P)`` at once (jit + vmap)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    opt = optax.lbfgs(memory_size=20)
+
+    def run(x0, t):
+        lc = jnp.asarray(log_costs(costs), x0.dtype)
+
+        def f(x):
+            p = probs_fn(x)
+            return p @ lc + t * jnp.sum(jax.scipy.special.xlogy(p, p))
+
+        vg = optax.value_and_grad_from_state(f)
+
+        def body(carry, _):
+            x, s = carry
+            v, g = vg(x, state=s)
+            u, s = opt.update(g, s, x, value=v, grad=g, value_fn=f)
+            return (optax.apply_updates(x, u), s), v
+
+        (x, _), vs = jax.lax.scan(body, (x0, opt.init(x0)), None, length=int(stage_iters))
+        return x, vs[-1]
+
+    return jax.jit(jax.vmap(run, (0, None)))
+
+
 def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
     """scipy L-BFGS-B; when it stops early on a failed line search (common with float32 values) while
     still improving, it restarts from where it stopped with a fresh memory, until ``max_iter``."""
@@ -158,8 +223,14 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
                 ansatz: str = "brickwork", optimizer: str = "lbfgs", max_iter: int = 500,
                 learning_rate: float = 0.05, tol: float = 1e-12, engine: str = "fast",
                 dtype: str = "float64", top_k: int = 64, callback: Callable | None = None,
-                start: int = 0, on_restart: Callable | None = None) -> list[RestartResult]:
+                start: int = 0, on_restart: Callable | None = None, anneal: float = 0.0,
+                anneal_stages: int = 8, stage_iters: int = 100) -> list[RestartResult]:
     """Train ``restarts`` circuits of ``depth`` layer steps on ``landscape`` in exact mode.
+
+    anneal: initial entropy weight ``T0`` of the warm-up (module docstring; 0 = none, the reference
+    method; :data:`ANNEAL_T0` is the tested value): ``anneal_stages`` stages of ``stage_iters`` L-BFGS
+    iterations with all restarts batched, before the ``max_iter`` iterations of ``optimizer`` on the
+    Born expectation. ``iterations`` in the results counts both phases.
 
     callback(restart, iteration, expected_cost) is called every iteration (for progress bars and
     metrics). Restart ``r`` uses key ``fold_in(key(seed), r)`` so restarts are reproducible one by one
@@ -174,18 +245,37 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if int(restarts) < 1:
         raise ValueError(f"restarts must be >= 1, got {restarts}")
+    temps = anneal_temperatures(anneal, anneal_stages) if anneal else None
+    if int(stage_iters) < 1:
+        raise ValueError(f"stage_iters must be >= 1, got {stage_iters}")
     n = landscape.num_bits
     ctx = jax.enable_x64(True) if dtype == "float64" else jax.enable_x64(bool(jax.config.jax_enable_x64))
     out = []
     with ctx:
         jdt = jnp.dtype(dtype)
         vg, probs_fn, circuit = make_exact_objective(landscape.cost.astype(jdt), ansatz, n, depth, engine)
-        for r in range(int(start), int(restarts)):
+        todo = range(int(start), int(restarts))
+        X0 = {r: np.asarray(init_params(jax.random.fold_in(jax.random.key(seed), r), circuit, jdt)) for r in todo}
+        warm_iters, warm_s = 0, 0.0
+        if temps is not None and len(todo):
             t0 = time.perf_counter()
-            x0 = np.asarray(init_params(jax.random.fold_in(jax.random.key(seed), r), circuit, jdt))
+            stage = make_anneal_stage(probs_fn, landscape.cost, stage_iters)
+            X = jnp.stack([jnp.asarray(X0[r]) for r in todo])
+            expected = jax.jit(jax.vmap(lambda x: probs_fn(x) @ jnp.asarray(landscape.cost, jdt)))
+            for t in temps:
+                X, _ = stage(X, jnp.asarray(t, jdt))
+                warm_iters += int(stage_iters)
+                if callback is not None:           # report the Born expectation, not the free energy
+                    for r, e in zip(todo, np.asarray(expected(X))):
+                        callback(r, warm_iters, float(e))
+            X0 = {r: np.asarray(x) for r, x in zip(todo, np.asarray(X))}
+            warm_s = (time.perf_counter() - t0) / len(todo)
+        for r in todo:
+            t0 = time.perf_counter()
+            x0 = X0[r]
 
             def cb(i, value, r=r):
-                callback(r, i, value)
+                callback(r, warm_iters + i, value)
 
             if optimizer == "lbfgs":
                 x, iters = _lbfgs(vg, x0, max_iter, tol, cb if callback else None)
@@ -194,8 +284,8 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
             (_, p), _ = vg(jnp.asarray(x, jdt))
             p = np.asarray(p, np.float64)
             m = evaluate(p / p.sum(), landscape, top_k=top_k)
-            res = RestartResult(np.asarray(x), iters, m["expected_cost"], m["p_optimal"], m["p_top_k"],
-                                m["most_probable"], m["best_accuracy"], time.perf_counter() - t0)
+            res = RestartResult(np.asarray(x), warm_iters + iters, m["expected_cost"], m["p_optimal"], m["p_top_k"],
+                                m["most_probable"], m["best_accuracy"], warm_s + time.perf_counter() - t0)
             out.append(res)
             if on_restart is not None:
                 on_restart(r, res)

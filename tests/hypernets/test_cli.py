@@ -18,7 +18,7 @@ def tiny_cli(monkeypatch, tiny_task, tmp_path):
 def test_cli_sweep_writes_run_directory_and_resumes(tiny_cli):
     out = tiny_cli / "run"
     args = ["hypernet", "--depth", "1", "2", "--restarts", "2", "--max-iter", "15", "--out", str(out),
-            "--no-progress", "log_every=5"]
+            "--no-progress", "log_every=5", "anneal_stages=2", "stage_iters=10"]
     assert main(args) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["status"] == "completed" and s["task"] == "tiny" and s["depths"] == [1, 2]

@@ -118,3 +118,76 @@ def test_noisy_aer_mps_shots_match_the_exact_noisy_distribution(monkeypatch):
     freq = np.bincount(np.asarray(bits) @ (1 << np.arange(2, -1, -1)), minlength=8) / shots
     se = np.sqrt(exact * (1 - exact) / shots) + 1e-3
     assert np.all(np.abs(freq - exact) < 5 * se), (freq, exact)
+
+
+def test_log_costs_is_monotone_and_keeps_the_optimal_set():
+    from hypernets.train import log_costs
+
+    rng = np.random.default_rng(5)
+    for c in (rng.uniform(0.01, 1, 64), rng.normal(size=64), np.r_[0.0, rng.uniform(0, 2, 63)]):
+        lc = log_costs(c)
+        assert np.all(np.isfinite(lc))
+        np.testing.assert_array_equal(np.argsort(c, kind="stable"), np.argsort(lc, kind="stable"))
+    c = rng.uniform(0.01, 1, 64)
+    np.testing.assert_allclose(log_costs(c), np.log(c), rtol=1e-15)     # positive costs: plain log
+    assert np.all(log_costs(np.full(8, -3.0)) == 0.0)                    # flat landscape
+
+
+def test_anneal_temperatures_fall_geometrically_and_reject_bad_values():
+    from hypernets.train import anneal_temperatures
+
+    t = anneal_temperatures(0.3, 5)
+    np.testing.assert_allclose(t, 0.3 * 0.01 ** (np.arange(5) / 4), rtol=1e-14)
+    np.testing.assert_allclose(t[1:] / t[:-1], 0.01 ** 0.25, rtol=1e-12)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="anneal"):
+            anneal_temperatures(bad, 4)
+    with pytest.raises(ValueError, match="anneal_stages"):
+        anneal_temperatures(0.3, 0)
+
+
+def test_anneal_stage_lowers_the_free_energy_and_high_temperature_spreads_the_distribution(tiny_landscape):
+    import jax
+    import jax.numpy as jnp
+    from hypernets.ansatz import init_params, make_ansatz, make_probs_fn
+    from hypernets.train import log_costs, make_anneal_stage
+
+    n = tiny_landscape.num_bits
+    probs_fn = make_probs_fn("brickwork", n, 2)
+    circ = make_ansatz("brickwork", n, 2)
+    with jax.enable_x64(True):
+        X = jnp.stack([init_params(jax.random.key(k), circ, jnp.float64) for k in range(3)])
+        lc = jnp.asarray(log_costs(tiny_landscape.cost))
+
+        def free(x, t):
+            p = probs_fn(x)
+            return float(p @ lc + t * jnp.sum(jax.scipy.special.xlogy(p, p)))
+
+        stage = make_anneal_stage(probs_fn, tiny_landscape.cost, 30)
+        for t in (0.05, 50.0):
+            Y, F = stage(X, jnp.asarray(t))
+            for x, y, f in zip(X, Y, np.asarray(F)):
+                assert free(y, t) < free(x, t)
+                assert f == pytest.approx(free(y, t), abs=1e-6 * max(1.0, abs(f)))
+        # at a temperature far above the cost spread the free energy's minimum is nearly uniform
+        Y, _ = stage(X, jnp.asarray(50.0))
+        for y in Y:
+            p = np.asarray(probs_fn(y))
+            entropy = -np.sum(p[p > 0] * np.log(p[p > 0]))
+            assert entropy > 0.95 * n * np.log(2), entropy
+
+
+def test_annealed_training_reports_both_phases_and_finds_the_optimum(tiny_landscape):
+    seen = []
+    res = train_exact(tiny_landscape, depth=2, restarts=3, seed=0, max_iter=60, anneal=0.3, anneal_stages=3,
+                      stage_iters=20, callback=lambda r, i, v: seen.append((r, i, v)))
+    assert all(60 <= r.iterations <= 60 + 60 for r in res)
+    warm = [(r, i, v) for r, i, v in seen if i in (20, 40, 60)][:9]
+    assert sorted({i for _, i, _ in warm}) == [20, 40, 60] and {r for r, _, _ in warm} == {0, 1, 2}
+    # warm-up reports are Born expectations of the cost, between the optimum and the worst network
+    assert all(tiny_landscape.optimum - 1e-12 <= v <= tiny_landscape.cost.max() + 1e-12 for _, _, v in warm)
+    assert np.mean([r.p_optimal for r in res]) >= 0.5, [r.p_optimal for r in res]
+    best = min(res, key=lambda r: r.expected_cost)
+    assert best.expected_cost == pytest.approx(tiny_landscape.optimum, rel=1e-3)
+    with pytest.raises(ValueError, match="anneal"):
+        train_exact(tiny_landscape, depth=1, anneal=-0.1)
