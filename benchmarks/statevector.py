@@ -249,6 +249,7 @@ def run(args) -> dict:
                 backends[f"qsim-{dt[7:]}"] = (fwd, vg if args.grad else None)
             prog = sv._runner_and_program(circ)[1]
             n_blocks = len(prog.kidx)
+            n_transposes = sum(s.kind == "T" for s in getattr(prog, "steps", ()))
             real_path = bool(prog.real)
             if "lightning" in args.peers:
                 backends["lightning.qubit"] = pennylane_backend(n, ops, "lightning.qubit")
@@ -285,6 +286,7 @@ def run(args) -> dict:
             gates = len([o for o in ops])
             row = {
                 "n": n, "circuit": cname, "gates": gates, "params": nparams, "qsim_blocks": n_blocks, "qsim_real_path": real_path,
+                "qsim_engine": "gemm" if hasattr(prog, "steps") else "scan", "qsim_transposes": n_transposes,
                 "forward_s": med_f, "value_and_grad_s": med_g, "repeats": reps,
                 "forward_all_s": tf, "value_and_grad_all_s": tg,
                 "qsim_compile_s": compile_s,
@@ -308,7 +310,8 @@ def run(args) -> dict:
 def result(args, bw, load0, rows) -> dict:
     return {"machine": machine(), "bandwidth": bw, "load_average_start": load0,
             "load_average_end": os.getloadavg(), "rows": rows, "command": " ".join(sys.argv),
-            "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": sv.MAX_FUSE,
+            "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": sv.MAX_FUSE, "gemm_min_qubits": sv.GEMM_MIN_QUBITS,
+                         "gemm_max_fuse": sv.GEMM_MAX_FUSE,
                          "default_qubit_max": args.default_max,
                          "observable": "sum_i Z_i", "aer": "statevector, double, default fusion",
                          "pennylane_gradients": "lightning: adjoint, default.qubit: backprop (jax)", "qsim_gradients": "jax.value_and_grad",

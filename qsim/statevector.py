@@ -28,6 +28,7 @@ import numpy as np
 from jax import lax
 
 from qsim import _kernels as _k
+from qsim import fusion as _fusion
 from qsim.circuit import Circuit, Op
 from qsim.gates import controlled_matrix
 from qsim.operators import PauliSum, _masks
@@ -41,8 +42,16 @@ MAX_FUSE = 3
 FUSE3_MIN_QUBITS = 12
 
 
-def default_max_fuse(n_wires: int) -> int:
+# from this many qubits the GEMM engine (qsim.fusion) runs wider blocks as matrix products
+GEMM_MIN_QUBITS = int(os.environ.get("QSIM_SV_GEMM_MIN_QUBITS", 16))
+GEMM_MAX_FUSE = int(os.environ.get("QSIM_SV_GEMM_FUSE", 4))
+MAX_FUSE_LIMIT = 6
+
+
+def default_max_fuse(n_wires: int, engine: str | None = None) -> int:
     """The fusion width ``simulate`` uses when ``max_fuse`` is not given."""
+    if (engine or _engine(n_wires)) == "gemm":
+        return GEMM_MAX_FUSE
     return MAX_FUSE if n_wires >= FUSE3_MIN_QUBITS else min(MAX_FUSE, 2)
 
 
@@ -515,20 +524,70 @@ def _make_runner(prog: _Program, cdtype):
     return jax.jit(run)
 
 
+class _GemmProgram(NamedTuple):
+    """A circuit compiled for the GEMM engine (:mod:`qsim.fusion`)."""
+
+    n: int
+    steps: tuple                      # fusion.Step passes, transposes included
+    mats: tuple                       # (gates, wire order) of each traced block matrix
+    kidx: np.ndarray                  # (B,) one entry per block pass (transposes not counted)
+    real: bool
+    adjoint: bool = True
+
+
+def _build_gemm_program(circuit: Circuit, max_fuse: int) -> _GemmProgram:
+    n = circuit.n_wires
+    gates = _gates_of(circuit)
+    steps, mats = _fusion.plan(_fuse(gates, n, max_fuse), n, _is_diag, _is_monomial)
+    nblocks = sum(s.kind != "T" for s in steps)
+    return _GemmProgram(n, tuple(steps), tuple(mats), np.zeros(nblocks, np.int32), all(g.real for g in gates))
+
+
+def _make_gemm_runner(prog: _GemmProgram, cdtype):
+    rdtype = _real_dtype(cdtype)
+    apply = _fusion.make_runner(prog.steps, prog.n)
+
+    def run(params, state):
+        p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
+        if state is None:    # |0...0>: real, so a real program carries one plane
+            x = jnp.zeros((1 if prog.real else 2, 2 ** prog.n), rdtype).at[0, 0].set(1)
+        else:
+            x = _k.to_planes(state, rdtype)
+        x = apply(_fusion.block_matrices(prog.mats, p, cdtype, prog.real), x)
+        return _k.from_planes(x, cdtype)
+
+    return jax.jit(run)
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse: int, adjoint_mode: str):
+def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse: int, adjoint_mode: str,
+              engine: str = "scan"):
     cdtype = jnp.dtype(cdtype_name)
+    if engine == "gemm":
+        with jax.ensure_compile_time_eval():
+            prog = _build_gemm_program(circuit_ref.circuit, max_fuse)
+        return _make_gemm_runner(prog, cdtype), prog
     with jax.ensure_compile_time_eval():
         prog = _build_program(circuit_ref.circuit, max_fuse, _real_dtype(cdtype), adjoint_mode,
                               cdtype.itemsize)
     return _make_runner(prog, cdtype), prog
 
 
-def _runner_and_program(circuit: Circuit, cdtype_name: str = "complex128", max_fuse: int | None = None):
+def _engine(n_wires: int) -> str:
+    v = os.environ.get("QSIM_SV_ENGINE", "auto").strip().lower()
+    if v in ("gemm", "scan"):
+        return v
+    return "gemm" if n_wires >= GEMM_MIN_QUBITS else "scan"
+
+
+def _runner_and_program(circuit: Circuit, cdtype_name: str = "complex128", max_fuse: int | None = None,
+                        engine: str | None = None):
     """The cached (jitted runner, program) that ``simulate`` uses under the current settings."""
+    if engine is None:      # the scan engine's slice kernels stop at 4 wires
+        engine = "gemm" if max_fuse is not None and max_fuse > 4 else _engine(circuit.n_wires)
     return _compiled(circuit.key(), _CircuitRef(circuit), cdtype_name,
-                     default_max_fuse(circuit.n_wires) if max_fuse is None else int(max_fuse),
-                     _adjoint_mode())
+                     default_max_fuse(circuit.n_wires, engine) if max_fuse is None else int(max_fuse),
+                     _adjoint_mode(), engine)
 
 
 def _adjoint_mode() -> str:
@@ -578,8 +637,9 @@ def simulate(circuit: Circuit, params=None, *, init_state=None, dtype=None, max_
     _check_memory(circuit.n_wires, cdtype)
     if max_fuse is None:
         max_fuse = default_max_fuse(circuit.n_wires)
-    if isinstance(max_fuse, bool) or not isinstance(max_fuse, (int, np.integer)) or not 1 <= max_fuse <= 4:
-        raise ValueError(f"max_fuse must be an int from 1 to 4, got {max_fuse!r}")
+    if (isinstance(max_fuse, bool) or not isinstance(max_fuse, (int, np.integer))
+            or not 1 <= max_fuse <= MAX_FUSE_LIMIT):
+        raise ValueError(f"max_fuse must be an int from 1 to {MAX_FUSE_LIMIT}, got {max_fuse!r}")
     fn = _runner_and_program(circuit, jnp.dtype(cdtype).name, max_fuse)[0]
     state0 = _initial_state(circuit.n_wires, init_state, cdtype)
     if params is not None and params.ndim > 1:
