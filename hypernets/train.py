@@ -140,9 +140,10 @@ def anneal_temperatures(t0: float, stages: int, decay: float = 0.01) -> np.ndarr
     return float(t0) * decay ** (k / max(1, int(stages) - 1))
 
 
-def make_anneal_stage(probs_fn, costs, stage_iters: int):
+def make_anneal_stage(probs_fn, costs, stage_iters: int, log: bool = True):
     """``stage(X, T) -> (X, F)``: ``stage_iters`` L-BFGS iterations (optax, fresh memory) of
-    ``F(theta) = p . log C~ + T sum p log p`` for every row of ``X (R, P)`` at once (jit + vmap)."""
+    ``F(theta) = p . log C~ + T sum p log p`` for every row of ``X (R, P)`` at once (jit + vmap);
+    ``log=False`` uses the cost itself instead of :func:`log_costs`."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -150,7 +151,7 @@ def make_anneal_stage(probs_fn, costs, stage_iters: int):
     opt = optax.lbfgs(memory_size=20)
 
     def run(x0, t):
-        lc = jnp.asarray(log_costs(costs), x0.dtype)
+        lc = jnp.asarray(log_costs(costs) if log else np.asarray(costs, np.float64), x0.dtype)
 
         def f(x):
             p = probs_fn(x)
