@@ -214,7 +214,10 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
     ``jax.grad(f)`` runs ``gradient`` ("parameter-shift" or "spsa") on the backend. ``key`` (a
     ``jax.random`` key) seeds the forward pass and, folded, the gradient's evaluations; without it
     the backend's own generator is used. Works eagerly and under ``jax.jit`` (through
-    ``jax.pure_callback``).
+    ``jax.pure_callback``). An exact (``shots=None``) parameter-shift loss on a differentiable JAX
+    backend (``statevector``) is computed directly in JAX instead: the same value and gradient
+    (parameter shift is exact there), and no JAX call inside a host callback (which can deadlock,
+    jax-ml/jax#24255).
     """
     if isinstance(backend, str):
         from qsim.backends import get_backend
@@ -226,6 +229,15 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
         raise TypeError(f"expected a qsim.Circuit, got {type(circuit).__name__}")
     if not isinstance(observable, PauliSum):
         raise TypeError(f"observable must be a qsim PauliSum, got {type(observable).__name__}")
+    if shots is None and gradient == "parameter-shift" and getattr(backend.capabilities, "differentiable", False):
+        def direct(params, key=None):
+            params = jnp.asarray(params)
+            if not jnp.issubdtype(params.dtype, jnp.floating):
+                params = params.astype(jnp.float32)
+            if params.shape != (circuit.num_params,):
+                raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+            return backend.expval(circuit, params, observable)
+        return direct
     ex = expand_slots(circuit)[0] if gradient == "parameter-shift" else None
 
     def _key(seed):

@@ -103,6 +103,24 @@ def test_parameter_shift_equals_jax_grad_for_every_gate():
     np.testing.assert_allclose(g, g_ref, atol=1e-8)
 
 
+def test_exact_statevector_loss_runs_in_jax_without_a_callback():
+    """make_expval on the JAX statevector backend (exact, parameter shift) is plain JAX: no host
+    callback in its jaxpr (a JAX call inside one can deadlock), and its value and gradient equal
+    qsim.expval's and the parameter-shift gradient's, eagerly and under jit."""
+    c = all_gates_circuit()
+    p = jnp.asarray(np.random.default_rng(3).uniform(-3, 3, c.num_params))
+    loss = make_expval("statevector", c, H3)
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss))(p))
+    assert "callback" not in jaxpr
+    ex = expand_slots(c)[0]
+    f_batch = jax.jit(jax.vmap(lambda q: qsim.expval(ex, q, H3)))
+    g_shift = parameter_shift_grad(lambda b: f_batch(jnp.asarray(b)), c, p)
+    np.testing.assert_allclose(float(jax.jit(loss)(p)), float(qsim.expval(c, p, H3)), atol=1e-12)
+    np.testing.assert_allclose(jax.jit(jax.grad(loss))(p, jax.random.key(0)), g_shift, atol=1e-8)
+    with pytest.raises(ValueError, match="params has shape"):
+        loss(jnp.zeros(2))
+
+
 @pytest.mark.skipif(not HAS_AER, reason="qiskit-aer not installed")
 def test_parameter_shift_on_exact_aer_through_custom_vjp_and_jit():
     c = circuit_a()
