@@ -136,14 +136,13 @@ def main(argv=None) -> int:
            "eval": {"steps": args.eval_steps or (100 if args.quick else 300)},
            "checkpoint_every": 100}
     runs_dir = out / "vmc_runs"
-    old = json.loads(json_path.read_text()) if json_path.exists() else {}
-    same = old.get("system") == args.system and old.get("config") == cfg
-    pairs = dict(old.get("pairs", {})) if same else {}
-    for opt in args.optimizers.split(","):
+    optimizers = args.optimizers.split(",")
+    for opt in optimizers:
         if opt not in LEARNING_RATES:
             raise ValueError(f"unknown optimizer {opt!r}; choose from {', '.join(LEARNING_RATES)}")
+    new_runs: dict[str, dict] = {}
+    for opt in optimizers:
         lr = args.lr if args.lr is not None else LEARNING_RATES[opt]
-        pair = pairs.get(opt, {"runs": {}})
         for obj in args.objectives.split(","):
             run_dir = runs_dir / f"{args.system}_{obj}_{opt}"
             if args.fresh and run_dir.exists():
@@ -161,16 +160,24 @@ def main(argv=None) -> int:
                     and summary.get("energy") is not None):
                 summary = train.train(run_cfg, out=str(run_dir), progress=sys.stderr.isatty())
             m = read_metrics(run_dir)
-            pair["runs"][obj] = {
+            run_record = json.loads((run_dir / "config.json").read_text())
+            new_runs.setdefault(opt, {})[obj] = {
                 "energy": summary.get("energy"), "energy_stderr": summary.get("energy_stderr"),
                 "error_mha": summary.get("error_mha"), "variance": summary.get("variance"),
                 "median_step_time_s": float(np.nanmedian(m["step_time_s"][1:])),
                 "wall_time_s": summary.get("wall_time_s"), "this_invocation_s": time.perf_counter() - t0,
                 "reference_energy": summary.get("reference_energy"),
-                "run_dir": os.path.relpath(run_dir, ROOT), "optim": optim,
+                "run_dir": os.path.relpath(run_dir, ROOT), "optim": run_record["config"]["optim"],
                 "load_average_start": load_start, "load_average_end": os.getloadavg(),
-                "device": json.loads((run_dir / "config.json").read_text()).get("device_kind"),
+                "device": run_record.get("device_kind"),
             }
+    # merged only now: a side-by-side invocation (the other objective) may have finished meanwhile
+    old = json.loads(json_path.read_text()) if json_path.exists() else {}
+    same = old.get("system") == args.system and old.get("config") == cfg
+    pairs = dict(old.get("pairs", {})) if same else {}
+    for opt, runs in new_runs.items():
+        pair = pairs.get(opt, {"runs": {}})
+        pair["runs"].update(runs)
         if all(o in pair["runs"] for o in OBJECTIVES):
             mw = read_metrics(ROOT / pair["runs"]["wasserstein"]["run_dir"])
             mf = read_metrics(ROOT / pair["runs"]["fisher_rao"]["run_dir"])
