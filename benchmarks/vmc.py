@@ -156,8 +156,9 @@ def main(argv=None) -> int:
             load_start = os.getloadavg()
             done = run_dir / "summary.json"
             summary = json.loads(done.read_text()) if done.exists() else {}
-            if not (summary.get("status") == "completed" and summary.get("steps") == steps
-                    and summary.get("energy") is not None):
+            trained = not (summary.get("status") == "completed" and summary.get("steps") == steps
+                           and summary.get("energy") is not None)
+            if trained:
                 summary = train.train(run_cfg, out=str(run_dir), progress=sys.stderr.isatty())
             m = read_metrics(run_dir)
             run_record = json.loads((run_dir / "config.json").read_text())
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
                 "reference_energy": summary.get("reference_energy"),
                 "run_dir": os.path.relpath(run_dir, ROOT), "optim": run_record["config"]["optim"],
                 "load_average_start": load_start, "load_average_end": os.getloadavg(),
-                "device": run_record.get("device_kind"),
+                "device": run_record.get("device_kind"), "trained_this_invocation": trained,
             }
     # merged only now: a side-by-side invocation (the other objective) may have finished meanwhile
     old = json.loads(json_path.read_text()) if json_path.exists() else {}
@@ -177,7 +178,12 @@ def main(argv=None) -> int:
     pairs = dict(old.get("pairs", {})) if same else {}
     for opt, runs in new_runs.items():
         pair = pairs.get(opt, {"runs": {}})
-        pair["runs"].update(runs)
+        for obj, r in runs.items():
+            before = pair["runs"].get(obj, {})
+            if not r["trained_this_invocation"] and "load_average_start" in before:
+                for k in ("load_average_start", "load_average_end", "this_invocation_s"):
+                    r[k] = before[k]  # a run read back keeps the load of the invocation that ran it
+            pair["runs"][obj] = r
         if all(o in pair["runs"] for o in OBJECTIVES):
             mw = read_metrics(ROOT / pair["runs"]["wasserstein"]["run_dir"])
             mf = read_metrics(ROOT / pair["runs"]["fisher_rao"]["run_dir"])
