@@ -29,6 +29,7 @@ from jax import lax
 
 from qsim import _kernels as _k
 from qsim import fusion as _fusion
+from qsim.fusion import _embed
 from qsim.circuit import Circuit, Op
 from qsim.gates import controlled_matrix
 from qsim.operators import PauliSum, _masks
@@ -155,20 +156,6 @@ def _op_matrix_fn(op: Op) -> tuple[Callable, bool]:
         return m
 
     return full, all(p.slot is None for p in op.params)
-
-
-def _embed(m, gwires: Sequence[int], bwires: Sequence[int]):
-    """Embed matrix ``m`` on ``gwires`` into the space of ``bwires`` (a superset), as jnp."""
-    kb = len(bwires)
-    if tuple(gwires) == tuple(bwires):
-        return jnp.asarray(m)
-    rest = [w for w in bwires if w not in gwires]
-    full = jnp.kron(jnp.asarray(m), jnp.eye(2 ** len(rest), dtype=jnp.asarray(m).dtype))
-    order = list(gwires) + rest
-    perm = [order.index(w) for w in bwires]
-    t = full.reshape((2,) * (2 * kb))
-    t = jnp.transpose(t, perm + [kb + p for p in perm])
-    return t.reshape(2 ** kb, 2 ** kb)
 
 
 def _is_diag(m: np.ndarray) -> bool:
