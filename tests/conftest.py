@@ -14,5 +14,33 @@ if _DEVICES and "xla_force_host_platform_device_count" not in os.environ.get("XL
                                + f" --xla_force_host_platform_device_count={int(_DEVICES)}").strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+def _float32_dot_precisions(jaxpr):
+    """The ``precision`` of every float32/complex64 dot_general in a (closed) jaxpr, nested ones too."""
+    import numpy as np
+
+    out = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general" and any(
+                np.dtype(v.aval.dtype) in (np.float32, np.complex64, np.dtype("bfloat16")) for v in eqn.invars):
+            out.append(eqn.params.get("precision"))
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (list, tuple)) else [p]):
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    out += _float32_dot_precisions(inner if hasattr(inner, "eqns") else inner.jaxpr)
+    return out
+
+
+@pytest.fixture
+def float32_dot_precisions():
+    """``f(fn, *args)``: precisions of fn's float32 matrix products. On GPUs JAX's default multiplies
+    float32 matrices in TF32 (10-bit mantissa); code whose float32 path must stay float32-accurate asks
+    for ``lax.Precision.HIGHEST``, which these tests check in the traced program (CPUs ignore it)."""
+    def f(fn, *args):
+        return _float32_dot_precisions(jax.make_jaxpr(fn)(*args).jaxpr)
+    return f

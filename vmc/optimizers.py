@@ -78,8 +78,8 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
         P-long sums in float32, the solve in A's dtype)."""
         if kernel_dtype is None:
             return A @ A.T
-        a = A.astype(kernel_dtype)
-        return (a @ a.T).astype(A.dtype)
+        a = A.astype(kernel_dtype)      # HIGHEST: on GPUs a float32 product is TF32 by default
+        return jnp.matmul(a, a.T, precision=jax.lax.Precision.HIGHEST).astype(A.dtype)
 
     per_walker = jax.vmap(jax.value_and_grad(log_psi), (None, 0))
 

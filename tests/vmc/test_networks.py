@@ -69,3 +69,17 @@ def test_bad_network_options():
         make_wavefunction(mol, "transformer")
     with pytest.raises(ValueError, match="n_det"):
         make_wavefunction(mol, n_det=0)
+
+
+@pytest.mark.parametrize("kind", ["ferminet", "slater_jastrow"])
+def test_float32_evaluation_asks_for_full_float32_matrix_products(kind, float32_dot_precisions):
+    """vmc's mixed/float32 modes evaluate the network with float32 parameters; on a GPU JAX would run
+    those products in TF32 unless the network asks for HIGHEST (checked in the traced program)."""
+    mol = systems.get("LiH")
+    wf = make_wavefunction(mol, kind, hidden=[[8, 4], [8, 4]] if kind == "ferminet" else [[8, 0]], n_det=2)
+    params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), wf.init(jax.random.PRNGKey(0)))
+    x = mol.initial_electrons(jax.random.PRNGKey(1), 1)[0].astype(jnp.float32)
+    precisions = float32_dot_precisions(wf.log_psi, params, x)
+    assert precisions, "no float32 matrix products traced"
+    hi = jax.lax.Precision.HIGHEST
+    assert all(p is not None and all(q == hi for q in p) for p in precisions), precisions

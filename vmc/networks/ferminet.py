@@ -76,8 +76,8 @@ class FermiNet(nn.Module):
         h = jnp.concatenate([_rescale(ae, r_ae), jnp.log1p(r_ae)[..., None]], axis=-1).reshape(n, 4 * M)
         g = jnp.concatenate([_rescale(ee, r_ee_safe), jnp.log1p(r_ee)[..., None]], axis=-1)  # (N,N,4)
 
-        def dense(w, name):
-            return nn.Dense(w, param_dtype=_F64, name=name)
+        def dense(w, name):   # HIGHEST: float32 evaluations (vmc's mixed/float32 modes) stay float32 on GPUs, not TF32
+            return nn.Dense(w, param_dtype=_F64, precision=jax.lax.Precision.HIGHEST, name=name)
 
         n_layers = len(self.hidden)
         for layer, (w1, w2) in enumerate(self.hidden):
