@@ -194,7 +194,7 @@ def make_probs_fn(name: str, n_qubits: int, depth: int):
                 m = jnp.kron(m, g[j])
             if cols is not None:
                 m = m[:, np.asarray(cols)]
-            psi = (m @ psi.reshape(2 ** (b - a), -1)).T.reshape(-1)
+            psi = jnp.matmul(m, psi.reshape(2 ** (b - a), -1), precision=jax.lax.Precision.HIGHEST).T.reshape(-1)  # not TF32
         return _permute(psi, *ladder) if ladder is not None else psi
 
     # large states: keep only each step's input for the backward pass (recompute the groups)

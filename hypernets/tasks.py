@@ -141,9 +141,18 @@ def gaussian_forward(p, x):
     import jax
     import jax.numpy as jnp
 
-    h = x @ p["W1"] + p["b1"]                                   # (n, 4)
+    h = _mm(x, p["W1"]) + p["b1"]                               # (n, 4)
     h = jnp.where(p["activation"] == 0, jax.nn.relu(h), jax.nn.sigmoid(h))
-    return h @ p["W2"] + p["b2"]                                # (n,)
+    return _mm(h, p["W2"]) + p["b2"]                            # (n,)
+
+
+def _mm(a, b):
+    """``a @ b`` in full precision: float32 landscapes on a GPU would otherwise multiply in TF32
+    (10-bit mantissa), enough to split or merge cost ties."""
+    import jax
+    import jax.numpy as jnp
+
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 def _gaussian_units() -> tuple:
@@ -167,7 +176,7 @@ DIGITS_VALUES_LAYOUT = Layout([Choice("weight_values", WEIGHT_VALUE_OPTIONS), We
 
 def digits_forward(p, x):
     """Logistic regression on 16 pixels: ``z = x . w + b`` with ±1 weights."""
-    return x @ p["w"] + p["b"]
+    return _mm(x, p["w"]) + p["b"]
 
 
 def digits_values_forward(p, x):
@@ -178,7 +187,7 @@ def digits_values_forward(p, x):
     low = jnp.asarray([v[0] for v in WEIGHT_VALUE_OPTIONS], dtype=p["w"].dtype)[p["weight_values"]]
     w = low + (p["w"] + 1) / 2 * (1 - low)
     b = low + (p["b"] + 1) / 2 * (1 - low)
-    return x @ w + b
+    return _mm(x, w) + b
 
 
 def digits_task(classes=(0, 1), value_bits: bool = False, test_fraction: float = 0.25, seed: int = 0) -> Task:
