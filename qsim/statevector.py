@@ -436,13 +436,14 @@ def _block_matrices(prog: _Program, p, cdtype):
         vals = jnp.where(is_slot, p[slots], jnp.asarray(fixed, p.dtype))
         g = jax.vmap(lambda v, fn=fn: jnp.asarray(fn([v[i] for i in range(v.shape[0])])))(vals)
         g = g.astype(cdtype)
-        full = jnp.einsum("gab,cd->gacbd", g, jnp.eye(dim // d, dtype=cdtype)).reshape(-1, dim, dim)
+        full = jnp.einsum("gab,cd->gacbd", g, jnp.eye(dim // d, dtype=cdtype),
+                          precision=lax.Precision.HIGHEST).reshape(-1, dim, dim)
         rows = np.arange(len(sig))[:, None, None]
         parts.append(full[rows, sig[:, :, None], sig[:, None, :]])
     table = jnp.concatenate(parts) if len(parts) > 1 else parts[0]
     m = table[prog.gidx[:, 0]]
     for j in range(1, prog.gidx.shape[1]):
-        m = table[prog.gidx[:, j]] @ m
+        m = jnp.matmul(table[prog.gidx[:, j]], m, precision=lax.Precision.HIGHEST)   # not TF32 on GPUs
     if prog.real:
         return jnp.real(m)
     return jnp.stack([jnp.real(m), jnp.imag(m)], axis=1)
