@@ -219,10 +219,13 @@ def machine() -> dict:
         info["mem_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         pass
-    import pennylane
-    import qiskit_aer
-    info["versions"] = {"jax": jax.__version__, "pennylane": pennylane.__version__,
-                        "qiskit_aer": qiskit_aer.__version__, "numpy": np.__version__}
+    info["versions"] = {"jax": jax.__version__, "numpy": np.__version__}
+    info["devices"] = [str(d) for d in jax.devices()]
+    for mod in ("pennylane", "qiskit_aer"):       # absent on a GPU machine that runs qsim alone (--peers)
+        try:
+            info["versions"][mod] = __import__(mod).__version__
+        except ImportError:
+            pass
     return info
 
 
@@ -265,8 +268,10 @@ def run(args) -> dict:
                     vg(p)
             ref = values["qsim-128"]
             for name, v in values.items():
-                tol = 1e-4 if name == "qsim-64" else 1e-8
-                if abs(v - ref) > tol * max(1.0, abs(ref)):
+                # complex64: relative to ||H|| = n (<H> sums 2^n terms of size <= n; at 24 qubits the random
+                # circuit's <H> = -0.029 comes out 3.6e-4 off in complex64 with either engine)
+                tol = 1e-4 * n if name == "qsim-64" else 1e-8 * max(1.0, abs(ref))
+                if abs(v - ref) > tol:
                     raise RuntimeError(f"{name} gives <H> = {v}, qsim-complex128 {ref} (n={n}, {cname})")
             reps = args.repeats if n < 24 else max(2, args.repeats // 2)
             tf = {k: [] for k in backends}
