@@ -207,6 +207,16 @@ def _seed(key) -> int | None:
 # ---------------------------------------------------------------------------------------------------
 # jax.custom_vjp wrapper
 # ---------------------------------------------------------------------------------------------------
+def _check_params(params, circuit):
+    """``params`` as a floating array of shape ``(circuit.num_params,)`` (ints become float32)."""
+    params = jnp.asarray(params)
+    if not jnp.issubdtype(params.dtype, jnp.floating):
+        params = params.astype(jnp.float32)
+    if params.shape != (circuit.num_params,):
+        raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+    return params
+
+
 def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | None = None,
                 gradient: str = "parameter-shift", n_samples: int = 1, epsilon: float = 0.1):
     """A differentiable loss ``f(params, key=None) -> scalar`` evaluated on ``backend``.
@@ -231,12 +241,7 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
         raise TypeError(f"observable must be a qsim PauliSum, got {type(observable).__name__}")
     if shots is None and gradient == "parameter-shift" and getattr(backend.capabilities, "differentiable", False):
         def direct(params, key=None):
-            params = jnp.asarray(params)
-            if not jnp.issubdtype(params.dtype, jnp.floating):
-                params = params.astype(jnp.float32)
-            if params.shape != (circuit.num_params,):
-                raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
-            return backend.expval(circuit, params, observable)
+            return backend.expval(circuit, _check_params(params, circuit), observable)
         return direct
     ex = expand_slots(circuit)[0] if gradient == "parameter-shift" else None
 
@@ -278,11 +283,7 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
     f.defvjp(fwd, bwd)
 
     def loss(params, key=None):
-        params = jnp.asarray(params)
-        if not jnp.issubdtype(params.dtype, jnp.floating):
-            params = params.astype(jnp.float32)
-        if params.shape != (circuit.num_params,):
-            raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+        params = _check_params(params, circuit)
         if key is None:
             seed = jnp.asarray(-1, jnp.int32)
         else:

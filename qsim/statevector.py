@@ -500,16 +500,21 @@ def _make_runner(prog: _Program, cdtype):
             return _forward(prog, mats, p, x, True)
 
     def run(params, state):
-        p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
-        if state is None:    # |0...0>: real, so a real program carries one plane
-            x = jnp.zeros((1 if prog.real else 2, 2 ** prog.n), rdtype).at[0, 0].set(1)
-        else:
-            x = _k.to_planes(state, rdtype)
+        p, x = _run_inputs(prog, params, state, rdtype)
         if len(prog.kidx):
             x = apply(_block_matrices(prog, p, cdtype), p, x)
         return _k.from_planes(x, cdtype)
 
     return jax.jit(run)
+
+
+def _run_inputs(prog, params, state, rdtype):
+    """A runner's parameters (``(1,)`` zeros for a circuit without any) and initial planes: ``|0...0>``
+    is real, so a real program carries one plane."""
+    p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
+    if state is None:
+        return p, jnp.zeros((1 if prog.real else 2, 2 ** prog.n), rdtype).at[0, 0].set(1)
+    return p, _k.to_planes(state, rdtype)
 
 
 class _GemmProgram(NamedTuple):
@@ -536,11 +541,7 @@ def _make_gemm_runner(prog: _GemmProgram, cdtype):
     apply = _fusion.make_runner(prog.steps, prog.n)
 
     def run(params, state):
-        p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
-        if state is None:    # |0...0>: real, so a real program carries one plane
-            x = jnp.zeros((1 if prog.real else 2, 2 ** prog.n), rdtype).at[0, 0].set(1)
-        else:
-            x = _k.to_planes(state, rdtype)
+        p, x = _run_inputs(prog, params, state, rdtype)
         x = apply(_fusion.block_matrices(prog.mats, p, cdtype, prog.real), x)
         return _k.from_planes(x, cdtype)
 
