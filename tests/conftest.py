@@ -44,3 +44,14 @@ def float32_dot_precisions():
     def f(fn, *args):
         return _float32_dot_precisions(jax.make_jaxpr(fn)(*args).jaxpr)
     return f
+
+
+@pytest.fixture
+def assert_all_highest():
+    """``f(precisions, at_least=1)``: at least that many products were traced and every one asks for
+    ``lax.Precision.HIGHEST`` on both operands."""
+    def f(precisions, at_least=1):
+        assert len(precisions) >= at_least, f"{len(precisions)} float32 matrix products traced"
+        hi = jax.lax.Precision.HIGHEST
+        assert all(p is not None and all(q == hi for q in p) for p in precisions), precisions
+    return f

@@ -66,20 +66,17 @@ def test_layout_qubit_mismatch_raises():
         make_probs_fn("brickwork", 4, 2)(jnp.ones(15))
 
 
-def test_float32_circuit_and_task_ask_for_full_float32_products(float32_dot_precisions):
+def test_float32_circuit_and_task_ask_for_full_float32_products(float32_dot_precisions, assert_all_highest):
     """float32 distributions and landscapes on a GPU would run their matrix products in TF32 unless
     they ask for HIGHEST (checked in the traced programs)."""
-    import jax
     import jax.numpy as jnp
 
     from hypernets.ansatz import make_probs_fn
     from hypernets.tasks import gaussian_forward
 
-    hi = jax.lax.Precision.HIGHEST
     probs_fn = make_probs_fn("brickwork", 6, 2)
     pr = float32_dot_precisions(probs_fn, jnp.ones(24, jnp.float32))
     p = {"W1": jnp.ones((2, 4), jnp.float32), "b1": jnp.ones(4, jnp.float32), "W2": jnp.ones(4, jnp.float32),
          "b2": jnp.float32(1), "activation": jnp.int32(0)}
     pr += float32_dot_precisions(gaussian_forward, p, jnp.ones((5, 2), jnp.float32))
-    assert len(pr) >= 3
-    assert all(q is not None and all(x == hi for x in q) for q in pr), pr
+    assert_all_highest(pr, at_least=3)

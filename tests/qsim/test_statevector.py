@@ -225,7 +225,7 @@ def test_bad_input_is_rejected_clearly(monkeypatch):
 
 
 @pytest.mark.parametrize("max_fuse", [None, 3, 5])
-def test_complex64_simulation_asks_for_full_float32_products(max_fuse, float32_dot_precisions):
+def test_complex64_simulation_asks_for_full_float32_products(max_fuse, float32_dot_precisions, assert_all_highest):
     """complex64 on a GPU: JAX multiplies float32 matrices in TF32 by default, which put <H> 1.6e-3 off
     complex128 on an H100 at 16 qubits; every product of the simulator (fusion, blocks, both engines)
     must ask for HIGHEST (checked in the traced program; max_fuse 5 takes the GEMM engine)."""
@@ -241,6 +241,4 @@ def test_complex64_simulation_asks_for_full_float32_products(max_fuse, float32_d
     H = qsim.Z(0) @ qsim.Z(3) + 0.5 * qsim.X(2)
     pr = float32_dot_precisions(lambda q: qsim.simulate(c, q, dtype=jnp.complex64, max_fuse=max_fuse), p)
     pr += float32_dot_precisions(jax.grad(lambda q: qsim.expval(c, q, H)), p)
-    assert pr, "no float32 matrix product traced"
-    hi = jax.lax.Precision.HIGHEST
-    assert all(q is not None and all(x == hi for x in q) for q in pr), pr
+    assert_all_highest(pr)

@@ -72,7 +72,7 @@ def test_bad_network_options():
 
 
 @pytest.mark.parametrize("kind", ["ferminet", "slater_jastrow"])
-def test_float32_evaluation_asks_for_full_float32_matrix_products(kind, float32_dot_precisions):
+def test_float32_evaluation_asks_for_full_float32_matrix_products(kind, float32_dot_precisions, assert_all_highest):
     """vmc's mixed/float32 modes evaluate the network with float32 parameters; on a GPU JAX would run
     those products in TF32 unless the network asks for HIGHEST (checked in the traced program)."""
     mol = systems.get("LiH")
@@ -80,6 +80,4 @@ def test_float32_evaluation_asks_for_full_float32_matrix_products(kind, float32_
     params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), wf.init(jax.random.PRNGKey(0)))
     x = mol.initial_electrons(jax.random.PRNGKey(1), 1)[0].astype(jnp.float32)
     precisions = float32_dot_precisions(wf.log_psi, params, x)
-    assert precisions, "no float32 matrix products traced"
-    hi = jax.lax.Precision.HIGHEST
-    assert all(p is not None and all(q == hi for q in p) for p in precisions), precisions
+    assert_all_highest(precisions)

@@ -82,13 +82,11 @@ def test_update_fr_equals_update_with_the_fisher_rao_gradient(setup):
     assert make_optimizer("adam").update_fr is None
 
 
-def test_float32_sr_kernel_asks_for_full_float32_products(setup, float32_dot_precisions):
+def test_float32_sr_kernel_asks_for_full_float32_products(setup, float32_dot_precisions, assert_all_highest):
     """kernel_dtype=float32 (vmc's mixed mode) multiplies A A^T in float32; on a GPU that would be TF32
     unless SR asks for HIGHEST (checked in the traced update)."""
     params, walkers, _ = setup
     opt = make_optimizer("sr", log_psi=_log_psi, learning_rate=0.1, decay=None, kernel_dtype=jnp.float32)
     g = jax.tree_util.tree_map(jnp.ones_like, params)
     precisions = float32_dot_precisions(lambda g: opt.update(g, opt.init(params), params, walkers)[0], g)
-    assert precisions, "no float32 matrix product traced"
-    hi = jax.lax.Precision.HIGHEST
-    assert all(p is not None and all(q == hi for q in p) for p in precisions), precisions
+    assert_all_highest(precisions)
