@@ -111,10 +111,21 @@ def kfac_state_bytes(params) -> int:
     return 4 * (n_params + factors)
 
 
+def precondition_bound(params, batch) -> float:
+    """Lower bound of a dense-preconditioned step's time over AdamW's for an MLP, from multiply-adds:
+    ``1 + sum d_in d_out (d_in + d_out) / (3 batch sum d_in d_out)`` (``d_in`` counts the bias column): the
+    two products ``P_C grad P_K`` every step against forward + backward (3 products of the batch with
+    each weight). Dense SINGD (cached products) and Toeplitz (``K K^T`` built in O(d^2)) pay it in full."""
+    layers = [(d_in + int(b), d_out) for d_in, d_out, b in find_dense_layers(params).values()]
+    pre = sum(a * c * (a + c) for a, c in layers)
+    return 1.0 + pre / (3 * batch * sum(a * c for a, c in layers))
+
+
 def make_problem(name, walkers=128):
+    """``walkers``: the batch (examples for the MLP, walkers for the FermiNet-sized network)."""
     rng = np.random.default_rng(0)
     if name == "mlp":
-        model, batch = MLP(), 256
+        model, batch = MLP(), walkers
         x = jnp.asarray(rng.normal(size=(T, batch, 128)), jnp.float32)
         y = jnp.asarray(rng.integers(0, 10, size=(T, batch)), jnp.int32)
         params = model.init(jax.random.key(0), x[0])["params"]
@@ -181,6 +192,7 @@ def main(argv=None):
     ap.add_argument("--networks", default="mlp,ferminet", help="comma-separated subset of mlp,ferminet")
     ap.add_argument("--structures", default=None, help="comma-separated subset of the structures (float32 only)")
     ap.add_argument("--walkers", default="128,1024", help="comma-separated walker counts for the FermiNet-sized network")
+    ap.add_argument("--mlp-batch", default="256,1024", help="comma-separated batch sizes for the MLP")
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 7, --quick 3)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "singd.json"))
     args = ap.parse_args(argv)
@@ -195,7 +207,7 @@ def main(argv=None):
         if net == "ferminet":
             problems += [(net, int(w)) for w in args.walkers.split(",")]
         else:
-            problems.append((net, 256))
+            problems += [(net, int(b)) for b in args.mlp_batch.split(",")]
     results = []
 
     def write(complete):
@@ -262,6 +274,7 @@ def main(argv=None):
             cached = structure == "dense" if cache is None else cache
             row = {"network": net, "batch": batch, "structure": structure, "factor_dtype": fdt or "float32",
                    "cache_products": cached, "n_params": n_params,
+                   "dense_precondition_bound": precondition_bound(params, batch) if net == "mlp" else None,
                    "adamw_step_s": med["adamw"], "adamw_step_min_s": best["adamw"],
                    "singd_step_s": med[f"T{T}"], "singd_step_min_s": best[f"T{T}"],
                    "step_time_ratio_vs_adamw": med[f"T{T}"] / med["adamw"],

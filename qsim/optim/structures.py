@@ -308,13 +308,32 @@ class TrilToeplitz(NamedTuple):
         return self.d * c[0]
 
 
+def toeplitz_gram_dense(t, upper: bool):
+    """The dense symmetric ``K K^T`` of the triangular Toeplitz ``K`` with first column (``upper=False``)
+    or first row (``upper=True``) ``t``, in O(d^2) from the d numbers (no matrix product).
+
+    Lower: ``(K K^T)[i, j] = sum_{m <= min(i, j)} t[i-m] t[j-m] = S[min(i, j), |i-j|]`` with the running
+    sums ``S[a, o] = sum_{s <= a} t[s] t[s+o]`` (``t`` zero beyond d). Upper: ``sum_{m >= max(i, j)}`` gives
+    ``S[d-1-max(i, j), |i-j|]``. Computed in float32 at least (bfloat16 factors), returned in ``t``'s dtype."""
+    d = t.shape[0]
+    dt = jnp.promote_types(t.dtype, jnp.float32)
+    tf = t.astype(dt)
+    i, j = np.indices((d, d))
+    lagged = jnp.pad(tf, (0, d))[i + j]                          # lagged[s, o] = t[s + o]
+    run = jnp.cumsum(tf[:, None] * lagged, axis=0)               # S[a, o]
+    a = d - 1 - np.maximum(i, j) if upper else np.minimum(i, j)
+    return run[a, np.abs(i - j)].astype(t.dtype)
+
+
 def _toeplitz_precondition(structure, c, x, axis):
     """``K K^T`` along ``axis`` for either triangular Toeplitz structure: below ``PRECOND_FFT_MIN_DIM``
-    two products with the dense triangular temporary, from it on through the structure's FFT pair."""
+    one product with the dense ``K K^T`` built in O(d^2) from the d numbers (:func:`toeplitz_gram_dense`:
+    a temporary, not state; half the work of two products with ``K``), from it on through the
+    structure's FFT pair."""
     if structure.d >= PRECOND_FFT_MIN_DIM:
         return structure.precondition_fft(c, x, axis)
-    k = structure.to_dense(c)
-    return k @ (k.T @ x) if axis == 0 else (x @ k) @ k.T
+    kk = toeplitz_gram_dense(c, upper=isinstance(structure, TriuToeplitz)).astype(x.dtype)
+    return kk @ x if axis == 0 else x @ kk
 
 
 FFT_MIN_DIM = 64

@@ -223,6 +223,21 @@ def test_ikfac_dense_tends_to_damped_kfac_inverse():
 
 
 # ---- structured matrices --------------------------------------------------------------------------
+@pytest.mark.parametrize("upper", [False, True])
+def test_toeplitz_gram_dense_bfloat16(upper):
+    """The O(d^2) ``K K^T`` of a triangular Toeplitz factor stored in bfloat16 (SINGD's factor_dtype) is
+    summed in float32 and returned in bfloat16: within bfloat16's rounding of the exact product."""
+    from qsim.optim.structures import toeplitz_gram_dense
+    d = 40
+    t = jnp.asarray(np.random.default_rng(5).normal(size=d) / np.sqrt(d), jnp.bfloat16)
+    k = np.asarray(make_structure("triu_toeplitz" if upper else "tril_toeplitz", d, jnp.float64)
+                   .to_dense(jnp.asarray(t, jnp.float64)))
+    out = toeplitz_gram_dense(t, upper)
+    assert out.dtype == jnp.bfloat16
+    exact = k @ k.T
+    np.testing.assert_allclose(np.asarray(out, np.float64), exact, atol=2 ** -8 * np.abs(exact).max())
+
+
 @pytest.mark.parametrize("name,d", [(s, 7) for s in STRUCTURES] + [("tril_toeplitz", 70), ("triu_toeplitz", 70)])
 def test_structure_algebra(name, d):
     """Compact ops agree with dense linear algebra, and each class is closed under multiplication
