@@ -72,14 +72,25 @@ class SRState(NamedTuple):
 
 def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, kernel_dtype=None):
     lr_fn = schedule(learning_rate, decay)
+    highest = jax.lax.Precision.HIGHEST  # on GPUs a float32 product is TF32 by default
 
     def gram(A):
-        """AAᵀ (B x B), multiplied in ``kernel_dtype`` when given (vmc.train's mixed precision: the
-        P-long sums in float32, the solve in A's dtype)."""
-        if kernel_dtype is None:
+        """AAᵀ (B x B) in A's dtype (float32 products at HIGHEST), returned in float64."""
+        if A.dtype == jnp.float64:
             return A @ A.T
-        a = A.astype(kernel_dtype)      # HIGHEST: on GPUs a float32 product is TF32 by default
-        return jnp.matmul(a, a.T, precision=jax.lax.Precision.HIGHEST).astype(A.dtype)
+        return jnp.matmul(A, A.T, precision=highest).astype(jnp.float64)
+
+    def kernel(O):
+        """K = AAᵀ (B x B, float64) of the centred scores A = (O - mean O)/√B. float64 O: the product
+        OOᵀ centred in walker space (K = H OOᵀ H / B, H = I - 11ᵀ/B), since XLA's CPU backend fuses a
+        centring of O into the P-long product and then runs it about 2x slower (LiH, 5.3k parameters);
+        float32 O is centred first, as centring OOᵀ would cancel float32 digits."""
+        B = O.shape[0]
+        if O.dtype != jnp.float64:
+            return gram(O - jnp.mean(O, axis=0)) / B
+        G = O @ O.T
+        m = jnp.mean(G, axis=1)
+        return (G - m[:, None] - m[None, :] + jnp.mean(m)) / B
 
     per_walker = jax.vmap(jax.value_and_grad(log_psi), (None, 0))
 
@@ -87,8 +98,14 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
         return SRState(jnp.zeros((), jnp.int32))
 
     def scores(params, walkers):
-        """log|psi| (B,) and the per-walker Jacobian O (B, P) of log|psi|, with the unravel of P."""
-        lp, jac = per_walker(params, walkers)
+        """log|psi| (B,) and the per-walker Jacobian O (B, P) of log|psi| (in ``kernel_dtype`` when
+        given: the parameters are cast before differentiating), with the unravel of P."""
+        p, x = params, walkers
+        if kernel_dtype is not None:
+            p = jax.tree_util.tree_map(
+                lambda a: a.astype(kernel_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
+            x = walkers.astype(kernel_dtype)
+        lp, jac = per_walker(p, x)
         O = jax.vmap(lambda t: ravel_pytree(t)[0])(jac)
         return lp, O, ravel_pytree(params)[1]
 
@@ -103,9 +120,9 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
 
     def step(g, O, state):
         B = O.shape[0]
-        A = centred(O)
+        A = centred(O.astype(jnp.float64))
         Ag = A @ g
-        T = gram(A) + damping * jnp.eye(B, dtype=A.dtype)
+        T = kernel(O) + damping * jnp.eye(B, dtype=jnp.float64)
         if project:
             delta = A.T @ jnp.linalg.solve(T, jnp.linalg.solve(T, Ag))
         else:
@@ -121,17 +138,19 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
     def update_fr(c, state, params, walkers):
         lp, O, unravel = scores(params, walkers)
         B = O.shape[0]
-        c = c.astype(O.dtype)
+        c = c.astype(jnp.float64)
         if project:
-            d, state = step(c @ O / B, O, state)  # g = mean_i c_i ∇θ log|psi_i|
+            g = jnp.matmul(c.astype(O.dtype), O, precision=highest).astype(jnp.float64) / B
+            d, state = step(g, O, state)  # g = mean_i c_i ∇θ log|psi_i|
         else:
             # minSR: c sums to zero, so g = Aᵀe with e = c / sqrt(B); then (S + λ)⁻¹g = Aᵀy with
-            # y = (K + λ)⁻¹e, K = AAᵀ (one B x B solve), and δᵀ(S + λ)δ = yᵀKe
-            A = centred(O)
-            K = gram(A)
+            # y = (K + λ)⁻¹e, K = AAᵀ (one B x B solve), and δᵀ(S + λ)δ = yᵀKe; Aᵀy = Oᵀ(y - mean y)/√B
+            K = kernel(O)
             e = c / jnp.sqrt(B)
             y = jnp.linalg.solve(K + damping * jnp.eye(B, dtype=K.dtype), e)
-            d, state = finish(A.T @ y, y @ (K @ e), state)
+            hy = (y - jnp.mean(y)) / jnp.sqrt(B)
+            delta = jnp.matmul(hy.astype(O.dtype), O, precision=highest).astype(jnp.float64)
+            d, state = finish(delta, y @ (K @ e), state)
         return unravel(d), state, lp
 
     return VMCOptimizer(init, update, "sr", update_fr)
@@ -154,8 +173,9 @@ def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
     """An optimiser by name (see OPTIMIZERS). ``log_psi(params, x)`` is needed by "sr" and "singd"
     (per-walker statistics), ``module`` (the flax module) by "singd"; ``project`` (SR only) projects
     the gradient onto the span of the per-walker scores first (see the module docstring);
-    ``kernel_dtype`` (SR only, e.g. float32) is the dtype SR's kernel AAᵀ is multiplied in (default:
-    the Jacobian's)."""
+    ``kernel_dtype`` (SR only, e.g. float32) is the dtype SR's per-walker Jacobian, its kernel AAᵀ and
+    the product Aᵀy are computed in (parameters and walkers cast before differentiating; the B x B
+    solve stays float64; default: the parameters' dtype)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     defaults = {"adam": 1e-3, "lamb": 1e-3, "sgd": 1e-2, "sr": 0.1, "singd": 5e-2, "kfac": 5e-2}
