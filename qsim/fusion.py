@@ -11,6 +11,11 @@ of merged axes (wires that stay adjacent move together, so it costs about a copy
 wires to the front; the layout goes back to the wire order once at the end. (Contracting blocks in
 the middle of the layout instead measured slower: XLA then transposes inside the product.)
 
+With the native kernels (:mod:`qsim.native`, the default on CPU when they build) there is no
+layout: every block, whatever its wires, is one ``"N"`` step, a single pass of a C++ kernel
+applying its dense matrix in place (:func:`plan` with ``native=True``); the backward pass is one
+kernel pass per block too (uncompute, pull back, matrix cotangent).
+
 Diagonal blocks and constant permutation blocks (X, CNOT, SWAP, CZ, Toffoli, phases) run as the
 one-pass slice kernels of :mod:`qsim._kernels` on whatever axes their wires occupy. Each block's
 unitary is built once per call from the parameters (plain JAX, so JAX differentiates it); the state
@@ -29,6 +34,7 @@ import numpy as np
 from jax import lax
 
 from qsim import _kernels as _k
+from qsim import native as _native
 
 __all__ = ["Step", "plan", "make_runner", "transpose_layout"]
 
@@ -36,10 +42,11 @@ __all__ = ["Step", "plan", "make_runner", "transpose_layout"]
 class Step(NamedTuple):
     """One pass over the state (all fields static)."""
 
-    kind: str                  # "T" transpose, "G" matrix product, "M" slice kernel, "S" static slices
+    kind: str                  # "T" transpose, "G" matrix product, "M" slice kernel, "S" static slices,
+                               # "N" native kernel (any wires)
     old: tuple = ()            # "T": layout before
     new: tuple = ()            # "T": layout after
-    order: tuple = ()          # "G"/"M"/"S": the block's wires in the matrix's bit order
+    order: tuple = ()          # "G"/"M"/"S"/"N": the block's wires in the matrix's bit order
     axes: tuple = ()           # "M"/"S": layout axes of ``order`` (sorted)
     block: int = -1            # "G"/"M": index into the block-matrix list
     diagonal: bool = False     # "M"/"S": the matrix is diagonal
@@ -70,9 +77,19 @@ def _embed(m, gwires: Sequence[int], bwires: Sequence[int]):
 
 
 def plan(blocks: Sequence[Sequence], n: int, is_diag: Callable,
-         is_monomial: Callable) -> tuple[list[Step], list[tuple]]:
+         is_monomial: Callable, native: bool = False) -> tuple[list[Step], list[tuple]]:
     """Steps for fused ``blocks`` (lists of ``statevector._Gate``) and, per traced block matrix,
-    ``(gates, order)`` for :func:`block_matrices`."""
+    ``(gates, order)`` for :func:`block_matrices`. ``native``: one ``"N"`` step per block (blocks of
+    at most ``native.MAX_WIRES`` wires), no layout."""
+    if native:
+        steps, mats = [], []
+        for bg in blocks:
+            ws = tuple(sorted({w for g in bg for w in g.wires}))
+            if len(ws) > _native.MAX_WIRES:
+                raise ValueError(f"a native block acts on at most {_native.MAX_WIRES} wires, got {ws}")
+            steps.append(Step("N", order=ws, block=len(mats)))
+            mats.append((tuple(bg), ws))
+        return steps, mats
     lay = list(range(n))
     steps: list[Step] = []
     mats: list[tuple] = []
@@ -176,6 +193,8 @@ def _step_fwd(s: Step, n: int, x, m, inverse: bool = False):
         return _k.apply_matrix(x, n, s.axes, mat, static=True, diagonal=s.diagonal)
     if inverse:
         m = _k.dagger(m)
+    if s.kind == "N":
+        return _native.apply(x, m, s.order, n)
     if s.kind == "G":
         return _gemm(x, len(s.order), m)
     return _k.apply_matrix(x, n, s.axes, m, diagonal=s.diagonal)
@@ -203,6 +222,10 @@ def make_runner(steps: Sequence[Step], n: int):
         gms = [jnp.zeros_like(m) for m in mats]
         for s in reversed(steps):
             m = mats[s.block] if s.block >= 0 else None
+            if s.kind == "N":     # one native pass: uncompute, pull back, matrix cotangent
+                psi, lam, gm = _native.adjoint(psi, lam, m, s.order, n)
+                gms[s.block] = gms[s.block] + gm
+                continue
             psi = _step_fwd(s, n, psi, m, inverse=True)
             if s.kind in ("T", "S"):
                 lam = _step_fwd(s, n, lam, m, inverse=True)

@@ -29,6 +29,7 @@ from jax import lax
 
 from qsim import _kernels as _k
 from qsim import fusion as _fusion
+from qsim import native as _native
 from qsim.fusion import _embed
 from qsim.circuit import Circuit, Op
 from qsim.gates import controlled_matrix
@@ -46,12 +47,17 @@ FUSE3_MIN_QUBITS = 12
 # from this many qubits the GEMM engine (qsim.fusion) runs wider blocks as matrix products
 GEMM_MIN_QUBITS = int(os.environ.get("QSIM_SV_GEMM_MIN_QUBITS", 16))
 GEMM_MAX_FUSE = int(os.environ.get("QSIM_SV_GEMM_FUSE", 4))
+# the same engine with the native kernels (qsim.native, the default where they build): no layout
+NATIVE_MAX_FUSE = int(os.environ.get("QSIM_SV_NATIVE_FUSE", 3))
 MAX_FUSE_LIMIT = 6
 
 
 def default_max_fuse(n_wires: int, engine: str | None = None) -> int:
     """The fusion width ``simulate`` uses when ``max_fuse`` is not given."""
-    if (engine or _engine(n_wires)) == "gemm":
+    engine = engine or _engine(n_wires)
+    if engine == "native":
+        return NATIVE_MAX_FUSE
+    if engine == "gemm":
         return GEMM_MAX_FUSE
     return MAX_FUSE if n_wires >= FUSE3_MIN_QUBITS else min(MAX_FUSE, 2)
 
@@ -528,10 +534,10 @@ class _GemmProgram(NamedTuple):
     adjoint: bool = True
 
 
-def _build_gemm_program(circuit: Circuit, max_fuse: int) -> _GemmProgram:
+def _build_gemm_program(circuit: Circuit, max_fuse: int, native: bool = False) -> _GemmProgram:
     n = circuit.n_wires
     gates = _gates_of(circuit)
-    steps, mats = _fusion.plan(_fuse(gates, n, max_fuse), n, _is_diag, _is_monomial)
+    steps, mats = _fusion.plan(_fuse(gates, n, max_fuse), n, _is_diag, _is_monomial, native)
     nblocks = sum(s.kind != "T" for s in steps)
     return _GemmProgram(n, tuple(steps), tuple(mats), np.zeros(nblocks, np.int32), all(g.real for g in gates))
 
@@ -552,9 +558,9 @@ def _make_gemm_runner(prog: _GemmProgram, cdtype):
 def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse: int, adjoint_mode: str,
               engine: str = "scan"):
     cdtype = jnp.dtype(cdtype_name)
-    if engine == "gemm":
+    if engine in ("gemm", "native"):
         with jax.ensure_compile_time_eval():
-            prog = _build_gemm_program(circuit_ref.circuit, max_fuse)
+            prog = _build_gemm_program(circuit_ref.circuit, max_fuse, engine == "native")
         return _make_gemm_runner(prog, cdtype), prog
     with jax.ensure_compile_time_eval():
         prog = _build_program(circuit_ref.circuit, max_fuse, _real_dtype(cdtype), adjoint_mode,
@@ -563,17 +569,27 @@ def _compiled(key: tuple, circuit_ref: "_CircuitRef", cdtype_name: str, max_fuse
 
 
 def _engine(n_wires: int) -> str:
+    """``QSIM_SV_ENGINE`` (``scan``, ``gemm``: XLA products, ``native``: C++ kernels) or, by default,
+    ``scan`` below ``GEMM_MIN_QUBITS`` and ``native`` from there (``gemm`` where the native kernels
+    are unavailable: ``QSIM_NATIVE=0``, no compiler, not the CPU backend)."""
     v = os.environ.get("QSIM_SV_ENGINE", "auto").strip().lower()
-    if v in ("gemm", "scan"):
-        return v
-    return "gemm" if n_wires >= GEMM_MIN_QUBITS else "scan"
+    if v not in ("gemm", "scan", "native"):
+        v = "native" if n_wires >= GEMM_MIN_QUBITS else "scan"
+    if v == "native" and not _native.available():
+        return "gemm"
+    return v
 
 
 def _runner_and_program(circuit: Circuit, cdtype_name: str = "complex128", max_fuse: int | None = None,
                         engine: str | None = None):
     """The cached (jitted runner, program) that ``simulate`` uses under the current settings."""
     if engine is None:      # the scan engine's slice kernels stop at 4 wires
-        engine = "gemm" if max_fuse is not None and max_fuse > 4 else _engine(circuit.n_wires)
+        engine = _engine(circuit.n_wires)
+        if engine == "scan" and max_fuse is not None and max_fuse > 4:
+            engine = "gemm"
+    if engine == "native" and (max_fuse is not None and max_fuse > _native.MAX_WIRES
+                               or any(len(op.wires) > _native.MAX_WIRES for op in circuit.ops)):
+        engine = "gemm"     # the native kernels take blocks of at most 5 wires
     return _compiled(circuit.key(), _CircuitRef(circuit), cdtype_name,
                      default_max_fuse(circuit.n_wires, engine) if max_fuse is None else int(max_fuse),
                      _adjoint_mode(), engine)
