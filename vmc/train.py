@@ -30,6 +30,7 @@ is *evaluated* in (parameters and positions cast on the way in, results cast bac
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -48,7 +49,7 @@ from vmc.hamiltonian import make_local_energy
 from vmc.networks import make_wavefunction
 
 __all__ = ["DEFAULTS", "PRECISIONS", "Precision", "TrainState", "train", "build", "enable_x64",
-           "molecule_from_config", "NanError", "cast_floats"]
+           "molecule_from_config", "NanError", "cast_floats", "single_threaded_blas"]
 
 DEFAULTS: dict[str, Any] = {
     "system": "H2",            # catalog name or path to an .xyz file (Angstrom)
@@ -106,6 +107,23 @@ def _evaluated_in(fn, dtype):
         return jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), out)
 
     return wrapped
+
+
+def single_threaded_blas():
+    """Context in which the process's BLAS/LAPACK libraries run on one thread (threadpoolctl; a no-op
+    without it). On CPU, jaxlib's LAPACK calls (SR's B x B solve, slogdet's LU) go through scipy's
+    OpenBLAS, whose worker threads spin against XLA's own thread pool: with the machine's cores
+    busy, a 256 x 256 LU then cost tens of ms instead of ~1 ms and the median LiH step was 1.5-4x
+    slower (docs/vmc.md). train() runs inside it; the step's heavy products are XLA's, not BLAS's."""
+    try:
+        import importlib
+
+        from threadpoolctl import threadpool_limits
+
+        importlib.import_module("scipy.linalg")  # loads the OpenBLAS that jaxlib's LAPACK kernels call
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 class NanError(RuntimeError):
@@ -342,7 +360,7 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
 
         cfg_record = {**cfg, "system": mol.name if not isinstance(cfg["system"], str) else cfg["system"]}
         run_ctx = RunDir.open(out, command="vmc", config=cfg_record)
-    with (run_ctx if run_ctx is not None else _NullRun()) as run:
+    with (run_ctx if run_ctx is not None else _NullRun()) as run, single_threaded_blas():
         run.update_summary(system=mol.name, objective=cfg["objective"], optimizer=cfg["optimizer"],
                            reference_energy=ref, energy=None, energy_stderr=None, variance=None,
                            error_mha=None)
