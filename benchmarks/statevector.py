@@ -235,6 +235,8 @@ def run(args) -> dict:
     cases = {"layers": layered_spec, "random": random_spec}
     rows = []
     load0 = os.getloadavg()
+    args.native = native_info()
+    print(f"native kernels: {args.native}", flush=True)
     bw = {"copy_16MiB_GBps": copy_bandwidth(16 * 2**20, 20), "copy_256MiB_GBps": copy_bandwidth(256 * 2**20, 5)}
     print(f"copy bandwidth: {bw['copy_16MiB_GBps']:.1f} GB/s (16 MiB, cache), "
           f"{bw['copy_256MiB_GBps']:.1f} GB/s (256 MiB, DRAM); load average {load0[0]:.1f}", flush=True)
@@ -291,7 +293,7 @@ def run(args) -> dict:
             gates = len([o for o in ops])
             row = {
                 "n": n, "circuit": cname, "gates": gates, "params": nparams, "qsim_blocks": n_blocks, "qsim_real_path": real_path,
-                "qsim_engine": "gemm" if hasattr(prog, "steps") else "scan", "qsim_transposes": n_transposes,
+                "qsim_engine": engine_of(prog), "qsim_transposes": n_transposes,
                 "forward_s": med_f, "value_and_grad_s": med_g, "repeats": reps,
                 "forward_all_s": tf, "value_and_grad_all_s": tg,
                 "qsim_compile_s": compile_s,
@@ -312,11 +314,30 @@ def run(args) -> dict:
     return result(args, bw, load0, rows)
 
 
+def engine_of(prog) -> str:
+    """``native`` (C++ kernels, qsim.native), ``gemm`` (XLA products) or ``scan``."""
+    steps = getattr(prog, "steps", None)
+    if steps is None:
+        return "scan"
+    return "native" if any(s.kind == "N" for s in steps) else "gemm"
+
+
+def native_info() -> dict:
+    """Whether the native kernels are used here, and how long loading (or first compiling) them took."""
+    from qsim import native
+    t = time.perf_counter()
+    ok = native.available()
+    return {"available": ok, "load_s": time.perf_counter() - t, "flags": " ".join(native.FLAGS),
+            "env": {k: os.environ[k] for k in ("QSIM_NATIVE", "QSIM_SV_ENGINE", "QSIM_SV_NATIVE_FUSE",
+                                               "QSIM_SV_GEMM_FUSE", "QSIM_SV_GEMM_MIN_QUBITS") if k in os.environ}}
+
+
 def result(args, bw, load0, rows) -> dict:
     return {"machine": machine(), "bandwidth": bw, "load_average_start": load0,
             "load_average_end": os.getloadavg(), "rows": rows, "command": " ".join(sys.argv),
             "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": sv.MAX_FUSE, "gemm_min_qubits": sv.GEMM_MIN_QUBITS,
-                         "gemm_max_fuse": sv.GEMM_MAX_FUSE,
+                         "gemm_max_fuse": sv.GEMM_MAX_FUSE, "native_max_fuse": sv.NATIVE_MAX_FUSE,
+                         "native": args.native,
                          "default_qubit_max": args.default_max,
                          "observable": "sum_i Z_i", "aer": "statevector, double, default fusion",
                          "pennylane_gradients": "lightning: adjoint, default.qubit: backprop (jax)", "qsim_gradients": "jax.value_and_grad",

@@ -6,6 +6,7 @@ wires (the ones inside a SIMD vector); the native engine against the scan engine
 differences and the NumPy reference; the fallback to the XLA GEMM engine gives the same numbers.
 """
 
+import functools
 import logging
 
 import jax
@@ -36,9 +37,13 @@ def _dense_apply(psi, u, wires, n):
 def _wire_sets(n, rng):
     for k in range(1, 6):
         yield tuple(range(n - 1, n - 1 - k, -1))         # the lowest wires, reversed
-        yield tuple(range(k))                             # the highest
         yield tuple(int(w) for w in rng.permutation(n)[:k])
-        yield (n - 1,) + tuple(range(k - 1))              # the lowest wire with high ones
+        yield (n - 1,) + tuple(range(k - 1))              # the lowest wire with the highest ones
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _xla_vjp(x, m, lam, wires, n):
+    return jax.vjp(lambda a, b: K.apply_dot(a, n, wires, b), x, m)[1](lam)
 
 
 @needs_native
@@ -68,8 +73,8 @@ def test_kernels_match_dense_reference_and_xla(dtype, tol):
             np.testing.assert_allclose(q[0] + 1j * q[1] if planes == 2 else q[0], x_in,
                                        atol=tol * np.abs(x_in).max())
             xin_planes = jnp.asarray(np.stack([x_in.real, x_in.imag])[:planes], jnp.float64)
-            _, vjp = jax.vjp(lambda a, b: K.apply_dot(a, n, wires, b), xin_planes, jnp.asarray(m, jnp.float64))
-            lam_ref, g_ref = vjp(jnp.asarray(lam, jnp.float64))
+            lam_ref, g_ref = _xla_vjp(xin_planes, jnp.asarray(m, jnp.float64), jnp.asarray(lam, jnp.float64),
+                                      wires, n)
             np.testing.assert_allclose(np.asarray(k, np.float64), lam_ref, atol=tol * np.abs(lam_ref).max())
             np.testing.assert_allclose(np.asarray(g, np.float64), g_ref, atol=10 * tol * np.abs(g_ref).max())
 
@@ -109,7 +114,7 @@ def _native(c, dtype="complex128", k=None):
 
 
 @needs_native
-@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("k", [2, 5])
 def test_native_engine_matches_scan_and_reference(k, numpy_state):
     """Random circuits: the native engine equals the scan engine and the NumPy reference to 1e-12,
     from |0> and from a complex initial state; complex64 within 1e-5."""
@@ -132,26 +137,26 @@ def test_native_engine_matches_scan_and_reference(k, numpy_state):
 def test_native_engine_gradient():
     """value + grad of a Pauli-sum expectation: the native adjoint pass equals the scan engine's
     gradient and central differences (a complex circuit, and a real one that runs on one plane)."""
-    n = 7
-    h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(6) + qsim.X(5) @ qsim.X(6)
+    n = 6
+    h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(5) + qsim.X(4) @ qsim.X(5)
     real = qsim.Circuit(n)
     for _ in range(3):
         for w in range(n):
             real.ry(w)
         for w in range(n - 1):
             real.cnot(w, w + 1)
-    for c in (_circuit(n, 3, seed=5), real):
+    for c in (_circuit(n, 2, seed=5), real):
         p = jnp.asarray(np.random.default_rng(6).uniform(-3, 3, c.num_params))
         run, prog = sv._runner_and_program(c, "complex128", 3, "native")
         assert prog.real == (c is real)
         scan = sv._runner_and_program(c, "complex128", None, "scan")[0]
         f = jax.jit(lambda q, run=run: sv.state_expval(run(q, None), h))
         v, g = jax.value_and_grad(f)(p)
-        v_ref, g_ref = jax.value_and_grad(lambda q: sv.state_expval(scan(q, None), h))(p)
+        v_ref, g_ref = jax.jit(jax.value_and_grad(lambda q: sv.state_expval(scan(q, None), h)))(p)
         np.testing.assert_allclose(v, v_ref, atol=1e-12)
         np.testing.assert_allclose(g, g_ref, atol=1e-10)
         eps = 1e-6
-        for i in (0, c.num_params // 2, c.num_params - 1):
+        for i in (0, c.num_params - 1):
             e = jnp.zeros(c.num_params).at[i].set(eps)
             np.testing.assert_allclose(g[i], (f(p + e) - f(p - e)) / (2 * eps), atol=1e-7)
 
