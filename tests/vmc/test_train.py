@@ -192,3 +192,34 @@ def test_fused_step_needs_fisher_rao_and_sr():
     b = train.build(cfg)
     with pytest.raises(ValueError, match="fused"):
         train.make_train_step(b, 4, fused=True)
+
+
+def test_training_steps_run_with_single_threaded_blas(monkeypatch):
+    """jaxlib's CPU LAPACK calls (SR's B x B solve) go through OpenBLAS, whose worker threads fought
+    XLA's pool (docs/vmc.md): every training step runs with the BLAS libraries on one thread, and the
+    previous limits come back afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # loads the OpenBLAS that jaxlib's LAPACK kernels call
+    before = blas_threads()
+    seen, make = [], train.make_train_step
+
+    def make_recording(*a, **k):
+        step = make(*a, **k)
+
+        def recording(*args):
+            seen.append(blas_threads())
+            return step(*args)
+
+        return recording
+
+    monkeypatch.setattr(train, "make_train_step", make_recording)
+    train.train({**FAST, "system": "H2", "walkers": 16, "steps": 2, "mcmc": {"steps": 2, "burn_in": 2},
+                 "eval": {"steps": 0}}, log=lambda *a: None)
+    assert len(seen) == 2 and all(s and set(s) == {1} for s in seen), seen
+    assert blas_threads() == before

@@ -41,10 +41,20 @@ def _rescale(vec, r):
 
 
 def _logdet(m):
-    """(sign, log|det|) of the trailing square matrices; closed form for 1x1."""
+    """(sign, log|det|) of the trailing square matrices; closed form for 1x1 and 2x2 (no LAPACK
+    call per walker and spin: on CPU those batched LUs and, in the forward Laplacian, their
+    triangular solves cost ~8% of a LiH local energy). The 2x2 form works on m / s with s the
+    largest |entry| (log|det m| = 2 log s + log|det(m/s)|, so a product of two small entries cannot
+    underflow in float32); s is a constant to every derivative, which the identity makes exact."""
     if m.shape[-1] == 1:
         v = m[..., 0, 0]
         return jnp.sign(v), jnp.log(jnp.abs(v))
+    if m.shape[-1] == 2:
+        s = jax.lax.stop_gradient(jnp.max(jnp.abs(m), axis=(-2, -1)))
+        s = jnp.where(s > 0, s, 1.0)
+        a = m / s[..., None, None]
+        d = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+        return jnp.sign(d), jnp.log(jnp.abs(d)) + 2.0 * jnp.log(s)
     return jnp.linalg.slogdet(m)
 
 
