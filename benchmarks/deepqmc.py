@@ -19,7 +19,10 @@ of DeepQMC's s/step over qsim's, for wall time and for CPU time (CPU time is les
 else runs on the machine, since waiting for a core does not count; but XLA's worker threads may spin
 while they wait, which CPU time counts). ``--threads 1`` runs both codes with single-threaded XLA
 (``XLA_FLAGS`` for both subprocesses) and writes ``deepqmc_1thread.json``: on a loaded machine the
-per-step CPU time is then the work of one step.
+per-step CPU time is then the work of one step. ``--blas-threads 1`` sets OPENBLAS_NUM_THREADS=1 (and
+OMP/MKL) for both subprocesses (``deepqmc_blas1.json``): qsim's vmc.train limits OpenBLAS, which jaxlib's
+CPU LAPACK kernels call, to one thread itself (its spinning workers fought XLA's pool); this option
+gives DeepQMC the same, to check that the ratio does not come from DeepQMC running without it.
 
 Matched settings: LiH (R = 3.015 bohr), ``--walkers`` walkers, 10 random-walk Metropolis moves per step
 (DeepQMC's ``decorr_metropolis_ferminet`` sampler), no pretraining, a FermiNet-like network of the same
@@ -105,17 +108,29 @@ def _per_step(stamps):
     return wall, cpu
 
 
-def _xla_env(threads):
-    """Environment for a subprocess: single-threaded XLA when ``threads == 1``."""
+def _git_head():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _xla_env(threads, blas_threads=None):
+    """Environment for a subprocess: single-threaded XLA when ``threads == 1``; BLAS/LAPACK (OpenBLAS,
+    which jaxlib's CPU LAPACK kernels call) on ``blas_threads`` threads when given."""
     env = dict(os.environ)
     if threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                             "intra_op_parallelism_threads=1").strip()
+    if blas_threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(blas_threads)
     return env
 
 
 def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
-                threads=None) -> dict:
+                threads=None, blas_threads=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -129,7 +144,7 @@ def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int,
            "ansatz.omni_factory.embedding_dim=32", "ansatz.n_determinants=4",
            "ansatz.omni_factory.gnn_factory.n_interactions=2",
            "ansatz.omni_factory.gnn_factory.two_particle_stream_dim=8"]
-    env = {**_xla_env(threads), "JAX_PLATFORMS": "cpu"}
+    env = {**_xla_env(threads, blas_threads), "JAX_PLATFORMS": "cpu"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     wall = time.perf_counter() - t0
@@ -153,7 +168,7 @@ def _deepqmc_n_parameters(run_dir: Path):
 
 
 def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float, precision: str,
-             threads=None) -> dict:
+             threads=None, blas_threads=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = {"system": "LiH", "steps": steps, "walkers": walkers, "seed": seed, "objective": "fisher_rao",
@@ -161,7 +176,7 @@ def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
                                           "jastrow": True},
            "pretrain": {"steps": 0}, "mcmc": {"steps": 10, "burn_in": 100}, "eval": {"steps": 0},
            "checkpoint_every": 10**9, "precision": precision}
-    env = {**_xla_env(threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**_xla_env(threads, blas_threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", QSIM_SNIPPET, json.dumps(cfg), str(run_dir)],
                           capture_output=True, text=True, env=env, timeout=timeout)
@@ -189,6 +204,9 @@ def main(argv=None) -> int:
                     help="qsim precision modes, one qsim run each per round (vmc.train PRECISIONS)")
     ap.add_argument("--threads", type=int, default=None, choices=[1],
                     help="1: single-threaded XLA in both codes (default: XLA's own thread pool)")
+    ap.add_argument("--blas-threads", type=int, default=None, choices=[1],
+                    help="1: OpenBLAS (jaxlib's CPU LAPACK) on one thread in both codes through the environment "
+                         "(qsim's vmc.train does this itself); default: each code's own setting")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="folder for both codes' run directories (checkpoints, "
@@ -211,9 +229,12 @@ def main(argv=None) -> int:
     names = ["deepqmc"] + [f"qsim_{p}" for p in args.precisions]
     record = {"system": "LiH", "walkers": args.walkers, "steps": args.steps, "skip": args.skip,
               "precisions": args.precisions, "rounds": [], "target_ratio_min": 2.0, "xla_threads": args.threads,
+              "blas_threads_env": args.blas_threads, "qsim_commit": _git_head(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / ("deepqmc.json" if args.threads is None else f"deepqmc_{args.threads}thread.json")
+    stem = "deepqmc" + ("" if args.threads is None else f"_{args.threads}thread") + (
+        "" if args.blas_threads is None else f"_blas{args.blas_threads}")
+    json_path = out / f"{stem}.json"
     for r in range(args.rounds):
         row = {}
         order = names[r % len(names):] + names[:r % len(names)]  # rotated: no code always runs first
@@ -221,10 +242,10 @@ def main(argv=None) -> int:
             load0 = os.getloadavg()
             if name == "deepqmc":
                 res = run_deepqmc(args.deepqmc_python, work / f"deepqmc_{r}", args.steps, args.walkers,
-                                  args.seed, args.timeout, args.threads)
+                                  args.seed, args.timeout, args.threads, args.blas_threads)
             else:
                 res = run_qsim(work / f"{name}_{r}", args.steps, args.walkers, args.seed, args.timeout,
-                               name.removeprefix("qsim_"), args.threads)
+                               name.removeprefix("qsim_"), args.threads, args.blas_threads)
             res["median_s_per_step"] = _median_tail(res["per_step_s"], args.skip)
             res["median_cpu_s_per_step"] = _median_tail(res["per_step_cpu_s"], args.skip)
             res["load_before"], res["load_after"] = load0, os.getloadavg()
