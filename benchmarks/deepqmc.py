@@ -23,6 +23,8 @@ per-step CPU time is then the work of one step. ``--blas-threads 1`` sets OPENBL
 OMP/MKL) for both subprocesses (``deepqmc_blas1.json``): qsim's vmc.train limits OpenBLAS, which jaxlib's
 CPU LAPACK kernels call, to one thread itself (its spinning workers fought XLA's pool); this option
 gives DeepQMC the same, to check that the ratio does not come from DeepQMC running without it.
+``--cpus 1`` pins both codes to one core (``deepqmc_1cpu.json``): with jax 0.10, qsim's XLA still runs
+YNNPACK fusions on a second thread under ``--threads 1``, so that option alone is not single-core.
 
 Matched settings: LiH (R = 3.015 bohr), ``--walkers`` walkers, 10 random-walk Metropolis moves per step
 (DeepQMC's ``decorr_metropolis_ferminet`` sampler), no pretraining, a FermiNet-like network of the same
@@ -129,8 +131,15 @@ def _xla_env(threads, blas_threads=None):
     return env
 
 
+def _pinned(cpus):
+    """preexec_fn pinning a subprocess (and every thread it starts) to the first ``cpus`` cores."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cpus]))
+
+
 def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
-                threads=None, blas_threads=None) -> dict:
+                threads=None, blas_threads=None, cpus=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -146,7 +155,7 @@ def run_deepqmc(python: str, run_dir: Path, steps: int, walkers: int, seed: int,
            "ansatz.omni_factory.gnn_factory.two_particle_stream_dim=8"]
     env = {**_xla_env(threads, blas_threads), "JAX_PLATFORMS": "cpu"}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, preexec_fn=_pinned(cpus))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"deepqmc failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -168,7 +177,7 @@ def _deepqmc_n_parameters(run_dir: Path):
 
 
 def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float, precision: str,
-             threads=None, blas_threads=None) -> dict:
+             threads=None, blas_threads=None, cpus=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = {"system": "LiH", "steps": steps, "walkers": walkers, "seed": seed, "objective": "fisher_rao",
@@ -179,7 +188,7 @@ def run_qsim(run_dir: Path, steps: int, walkers: int, seed: int, timeout: float,
     env = {**_xla_env(threads, blas_threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", QSIM_SNIPPET, json.dumps(cfg), str(run_dir)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=env, timeout=timeout, preexec_fn=_pinned(cpus))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"qsim failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -207,6 +216,9 @@ def main(argv=None) -> int:
     ap.add_argument("--blas-threads", type=int, default=None, choices=[1],
                     help="1: OpenBLAS (jaxlib's CPU LAPACK) on one thread in both codes through the environment "
                          "(qsim's vmc.train does this itself); default: each code's own setting")
+    ap.add_argument("--cpus", type=int, default=None,
+                    help="pin both codes to the first N cores (os.sched_setaffinity): with 1, every thread of "
+                         "either code shares one core, whatever XLA's or YNNPACK's thread pools do")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="folder for both codes' run directories (checkpoints, "
@@ -214,6 +226,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not args.deepqmc_python or not Path(args.deepqmc_python).exists():
         raise SystemExit("--deepqmc-python (or $DEEPQMC_PYTHON) must name the python of a venv with deepqmc")
+    if args.cpus is not None and not 1 <= args.cpus <= len(os.sched_getaffinity(0)):
+        raise SystemExit(f"--cpus must be between 1 and {len(os.sched_getaffinity(0))}, got {args.cpus}")
     if args.steps <= args.skip + 2:
         raise SystemExit(f"--steps ({args.steps}) must exceed --skip + 2 ({args.skip + 2})")
 
@@ -229,11 +243,13 @@ def main(argv=None) -> int:
     names = ["deepqmc"] + [f"qsim_{p}" for p in args.precisions]
     record = {"system": "LiH", "walkers": args.walkers, "steps": args.steps, "skip": args.skip,
               "precisions": args.precisions, "rounds": [], "target_ratio_min": 2.0, "xla_threads": args.threads,
-              "blas_threads_env": args.blas_threads, "qsim_commit": _git_head(),
+              "blas_threads_env": args.blas_threads, "cpus": args.cpus,
+              "qsim_commit": _git_head(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
     out.mkdir(parents=True, exist_ok=True)
     stem = "deepqmc" + ("" if args.threads is None else f"_{args.threads}thread") + (
-        "" if args.blas_threads is None else f"_blas{args.blas_threads}")
+        "" if args.blas_threads is None else f"_blas{args.blas_threads}") + (
+        "" if args.cpus is None else f"_{args.cpus}cpu")
     json_path = out / f"{stem}.json"
     for r in range(args.rounds):
         row = {}
@@ -242,10 +258,10 @@ def main(argv=None) -> int:
             load0 = os.getloadavg()
             if name == "deepqmc":
                 res = run_deepqmc(args.deepqmc_python, work / f"deepqmc_{r}", args.steps, args.walkers,
-                                  args.seed, args.timeout, args.threads, args.blas_threads)
+                                  args.seed, args.timeout, args.threads, args.blas_threads, args.cpus)
             else:
                 res = run_qsim(work / f"{name}_{r}", args.steps, args.walkers, args.seed, args.timeout,
-                               name.removeprefix("qsim_"), args.threads, args.blas_threads)
+                               name.removeprefix("qsim_"), args.threads, args.blas_threads, args.cpus)
             res["median_s_per_step"] = _median_tail(res["per_step_s"], args.skip)
             res["median_cpu_s_per_step"] = _median_tail(res["per_step_cpu_s"], args.skip)
             res["load_before"], res["load_after"] = load0, os.getloadavg()
