@@ -44,7 +44,8 @@ MAX_FUSE = 3
 FUSE3_MIN_QUBITS = 12
 
 
-# from this many qubits the GEMM engine (qsim.fusion) runs wider blocks as matrix products
+# from this many qubits the GEMM engine (qsim.fusion) runs wider blocks: through the native kernels
+# (qsim.native) where they build, else as XLA matrix products
 GEMM_MIN_QUBITS = int(os.environ.get("QSIM_SV_GEMM_MIN_QUBITS", 16))
 GEMM_MAX_FUSE = int(os.environ.get("QSIM_SV_GEMM_FUSE", 4))
 # the same engine with the native kernels (qsim.native, the default where they build): no layout
@@ -587,9 +588,9 @@ def _runner_and_program(circuit: Circuit, cdtype_name: str = "complex128", max_f
         engine = _engine(circuit.n_wires)
         if engine == "scan" and max_fuse is not None and max_fuse > 4:
             engine = "gemm"
-    if engine == "native" and (max_fuse is not None and max_fuse > _native.MAX_WIRES
+    if engine == "native" and (max_fuse is not None and max_fuse > _native.MAX_WIRES or circuit.n_wires < 3
                                or any(len(op.wires) > _native.MAX_WIRES for op in circuit.ops)):
-        engine = "gemm"     # the native kernels take blocks of at most 5 wires
+        engine = "gemm"     # the native kernels take blocks of at most 5 wires, on 3 wires or more
     return _compiled(circuit.key(), _CircuitRef(circuit), cdtype_name,
                      default_max_fuse(circuit.n_wires, engine) if max_fuse is None else int(max_fuse),
                      _adjoint_mode(), engine)

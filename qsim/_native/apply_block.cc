@@ -14,17 +14,15 @@
 //       g = d<lam, m psi_in>/dm (the real gradient of the real matrix components), accumulated
 //       in double per chunk and summed in a fixed order (deterministic).
 //
-// Two loop shapes: when no target bit is among the lowest log2(W) bits (W = SIMD lanes), W
-// consecutive base indices are one vector ("vector path"); otherwise one base index at a time with
-// the matrix product vectorised over rows ("row path"). Work is split into chunks run on XLA's
-// intra-op thread pool (the calling thread takes chunks too, so it never waits on a busy pool).
+// Every block runs in "lane form" (see Lanes below): full-width SIMD multiply-adds whichever wires
+// it acts on, the lowest ones included. Work is split into chunks run on XLA's intra-op thread
+// pool (the calling thread takes chunks too, so it never waits on a busy pool).
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -47,7 +45,6 @@ template <typename V, typename T> inline V bcast(T a) { return V{} + a; }
 struct Layout {
   int k = 0;
   int sorted[5] = {0, 0, 0, 0, 0};   // target bits, ascending
-  int64_t off[32] = {0};             // offset of each matrix index c
   // the i-th base index: i with a zero inserted at every target bit
   inline int64_t base(int64_t i) const {
     for (int j = 0; j < k; ++j) {
@@ -418,7 +415,7 @@ void dispatch(int kh, int kl, Fn&& fn) {
 // ---------------------------------------------------------------------------------------------
 template <typename T>
 ffi::Error check(ffi::Span<const int64_t> xdims, ffi::Span<const int64_t> mdims,
-                 ffi::Span<const int64_t> bits, Layout& L, int64_t& P, int64_t& N, int64_t& Q, int& n) {
+                 ffi::Span<const int64_t> bits, int& k_out, int64_t& P, int64_t& N, int64_t& Q, int& n) {
   if (xdims.size() != 2 || mdims.size() != 3)
     return ffi::Error::InvalidArgument("qsim native: state must be (P, N) and matrix (Q, D, D)");
   P = xdims[0]; N = xdims[1]; Q = mdims[0];
@@ -433,19 +430,11 @@ ffi::Error check(ffi::Span<const int64_t> xdims, ffi::Span<const int64_t> mdims,
   if (n < kLaneBits<T>) return ffi::Error::InvalidArgument("qsim native: too few qubits");
   if (!(P == 1 || P == 2) || !(Q == 1 || Q == 2) || (Q == 2 && P != 2))
     return ffi::Error::InvalidArgument("qsim native: bad number of planes");
-  L.k = static_cast<int>(k);
+  k_out = static_cast<int>(k);
   for (int64_t j = 0; j < k; ++j) {
     if (bits[j] < 0 || bits[j] >= n) return ffi::Error::InvalidArgument("qsim native: bit out of range");
     for (int64_t i = 0; i < j; ++i)
       if (bits[i] == bits[j]) return ffi::Error::InvalidArgument("qsim native: repeated bit");
-    L.sorted[j] = static_cast<int>(bits[j]);
-  }
-  std::sort(L.sorted, L.sorted + k);
-  for (int64_t c = 0; c < D; ++c) {
-    int64_t o = 0;
-    for (int64_t j = 0; j < k; ++j)
-      if ((c >> (k - 1 - j)) & 1) o |= int64_t(1) << bits[j];
-    L.off[c] = o;
   }
   return ffi::Error::Success();
 }
@@ -454,15 +443,14 @@ template <ffi::DataType DT>
 ffi::Error ApplyImpl(ffi::ThreadPool pool, ffi::Buffer<DT> x, ffi::Buffer<DT> m, ffi::ResultBuffer<DT> y,
                      ffi::Span<const int64_t> bits) {
   using T = ffi::NativeType<DT>;
-  Layout L;
   int64_t P, N, Q;
-  int n;
-  if (auto err = check<T>(x.dimensions(), m.dimensions(), bits, L, P, N, Q, n); err.failure()) return err;
-  Lanes<T> E(bits.begin(), L.k);
+  int n, k;
+  if (auto err = check<T>(x.dimensions(), m.dimensions(), bits, k, P, N, Q, n); err.failure()) return err;
+  Lanes<T> E(bits.begin(), k);
   E.expand(m.typed_data(), static_cast<int>(Q), false);
   const T* xp = x.typed_data();
   T* yp = y->typed_data();
-  dispatch<T>(E.L.k, L.k - E.L.k, [&](auto dh, auto pl) {
+  dispatch<T>(E.L.k, k - E.L.k, [&](auto dh, auto pl) {
     forward<T, decltype(dh)::value, decltype(pl)::value>(pool, xp, yp, P, N, m.typed_data(), Q, E);
   });
   return ffi::Error::Success();
@@ -470,18 +458,17 @@ ffi::Error ApplyImpl(ffi::ThreadPool pool, ffi::Buffer<DT> x, ffi::Buffer<DT> m,
 
 template <ffi::DataType DT>
 ffi::Error AdjointImpl(ffi::ThreadPool pool, ffi::Buffer<DT> psi, ffi::Buffer<DT> lam, ffi::Buffer<DT> m,
-                       ffi::ResultBuffer<DT> q, ffi::ResultBuffer<DT> k, ffi::ResultBuffer<DT> g,
+                       ffi::ResultBuffer<DT> q, ffi::ResultBuffer<DT> lam_in, ffi::ResultBuffer<DT> g,
                        ffi::Span<const int64_t> bits) {
   using T = ffi::NativeType<DT>;
-  Layout L;
   int64_t P, N, Q;
-  int n;
-  if (auto err = check<T>(psi.dimensions(), m.dimensions(), bits, L, P, N, Q, n); err.failure()) return err;
-  Lanes<T> F(bits.begin(), L.k);
+  int n, k;
+  if (auto err = check<T>(psi.dimensions(), m.dimensions(), bits, k, P, N, Q, n); err.failure()) return err;
+  Lanes<T> F(bits.begin(), k);
   F.expand(m.typed_data(), static_cast<int>(Q), true);
-  dispatch<T>(F.L.k, L.k - F.L.k, [&](auto dh, auto pl) {
+  dispatch<T>(F.L.k, k - F.L.k, [&](auto dh, auto pl) {
     adjoint<T, decltype(dh)::value, decltype(pl)::value>(pool, psi.typed_data(), lam.typed_data(),
-                                                         q->typed_data(), k->typed_data(), P, N, Q, F,
+                                                         q->typed_data(), lam_in->typed_data(), P, N, Q, F,
                                                          g->typed_data());
   });
   return ffi::Error::Success();
