@@ -262,6 +262,8 @@ def run(args) -> dict:
                 backends["default.qubit"] = pennylane_backend(n, ops, "default.qubit")
             if "aer" in args.peers:
                 backends["aer"] = aer_backend(n, ops)
+            if not args.grad:       # --no-grad: forward passes only, the peers' too
+                backends = {k: (fwd, None) for k, (fwd, _) in backends.items()}
             # warm-up (and a value check: every backend computes the same <H>)
             values = {}
             for name, (fwd, vg) in backends.items():
