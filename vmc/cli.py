@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("vmc", help="neural-wavefunction VMC for molecules (FR-QVMC / WQMC)",
                               description=__doc__.split("\n\n")[0],
                               epilog="Dotted overrides (key=value) reach every setting, e.g. network.n_det=8 "
-                                     "mcmc.steps=20 optim.learning_rate=0.05 pretrain.steps=0 eval.steps=100.")
+                                     "mcmc.steps=20 optim.learning_rate=0.05 pretrain.steps=0 eval.steps=100; with "
+                                     "--optimizer singd: optim.structure=diagonal optim.singd_interval=10.")
     p.add_argument("--system", default=None, help="catalog name (H, He, H2, LiH, Li, Be, B, C, N, Li2, H4) "
                    "or an .xyz file in Angstrom (default H2)")
     p.add_argument("--charge", type=int, default=None, help="total charge (default 0)")

@@ -65,7 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "network": {"kind": "ferminet", "hidden": [[32, 8], [32, 8]], "n_det": 4, "jastrow": True},
     "mcmc": {"steps": 10, "burn_in": 100, "step_size": 0.3},
     "optim": {"learning_rate": None, "decay": 1000.0, "damping": 1e-3, "norm_constraint": 1e-3,
-              "structure": "dense", "project": None},  # project: SR's span projection; None = not for FR
+              "structure": "dense", "singd_interval": 1,  # SINGD: factor structure, factor-update interval T
+              "project": None},  # project: SR's span projection; None = not for FR
     "objective_options": {"clip_width": 5.0, "center": "mean", "n_mad": 5.0, "fr_weight": 1.0},
     "pretrain": {"steps": 100, "basis": "sto-6g", "learning_rate": 3e-3},
     "eval": {"steps": 50},
@@ -195,6 +196,9 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"mcmc.steps must be >= 1, got {cfg['mcmc']['steps']!r}")
     if not float(cfg["mcmc"]["step_size"]) > 0:
         raise ValueError(f"mcmc.step_size must be positive, got {cfg['mcmc']['step_size']!r}")
+    t = cfg["optim"]["singd_interval"]
+    if not isinstance(t, int) or isinstance(t, bool) or t < 1:
+        raise ValueError(f"optim.singd_interval must be a positive integer, got {t!r}")
     if int(cfg["eval"]["steps"]) < 0 or int(cfg["checkpoint_every"]) < 1:
         raise ValueError("eval.steps must be >= 0 and checkpoint_every >= 1")
 
@@ -237,7 +241,7 @@ def build(cfg: dict) -> Built:
     opt = optimizers_mod.make_optimizer(
         cfg["optimizer"], log_psi=_evaluated_in(wf.log_psi, prec.jacobian), module=wf.module, learning_rate=lr,
         decay=o["decay"], damping=o["damping"], norm_constraint=o["norm_constraint"],
-        singd_options={"structure": o.get("structure", "dense")},
+        singd_options={"structure": o["structure"], "interval": o["singd_interval"]},
         project=wqmc if o.get("project") is None else bool(o["project"]),
         kernel_dtype=None if jnp.dtype(prec.jacobian) == jnp.float64 else prec.jacobian)
     return Built(mol, wf, objective, opt, e_loc, fr_terms, prec)

@@ -61,6 +61,7 @@ def test_reaches_reference_within_5_mha_in_float64_and_mixed(system, tmp_path):
     ({"network": {"kind": "psiformer"}}, "unknown network"),
     ({"colour": 1}, "unknown configuration key"),
     ({"precision": "float16"}, "precision"),
+    ({"optim": {"singd_interval": 0}}, "singd_interval"),
 ])
 def test_bad_configuration(cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -223,3 +224,22 @@ def test_training_steps_run_with_single_threaded_blas(monkeypatch):
                  "eval": {"steps": 0}}, log=lambda *a: None)
     assert len(seen) == 2 and all(s and set(s) == {1} for s in seen), seen
     assert blas_threads() == before
+
+
+def test_singd_options_reach_the_optimizer(monkeypatch):
+    """optim.structure and optim.singd_interval (settable from the CLI as dotted overrides) are what the
+    SINGD adapter is built with."""
+    from vmc import singd_adapter
+
+    seen = {}
+    make = singd_adapter.make
+
+    def spy(log_psi, module, lr_fn, damping, options):
+        seen.update(options)
+        return make(log_psi, module, lr_fn, damping, options)
+
+    monkeypatch.setattr(singd_adapter, "make", spy)
+    cfg = train._merge(train.DEFAULTS, {"system": "He", "optimizer": "singd",
+                                        "optim": {"structure": "diagonal", "singd_interval": 10}})
+    train.build(cfg)
+    assert seen["structure"] == "diagonal" and seen["interval"] == 10
