@@ -123,6 +123,17 @@ def _flatten(tree: Any) -> dict[str, np.ndarray]:
     return {f"leaf{i:05d}": fetch(leaf) for i, (_, leaf) in enumerate(leaves)}
 
 
+def _with_defaults(cfg: dict, defaults: dict) -> dict:
+    """``cfg`` with the keys it lacks (at any depth of nested dicts) taken from ``defaults``."""
+    out = dict(cfg)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = _with_defaults(out[k], v)
+    return out
+
+
 class RunDir:
     """A run directory. Create with :meth:`open`; use as a context manager."""
 
@@ -151,12 +162,14 @@ class RunDir:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def open(cls, out: str | os.PathLike, command: str, config: dict, resume: bool = True,
-             compare_keys: tuple[str, ...] | None = None) -> "RunDir":
+             compare_keys: tuple[str, ...] | None = None, defaults: dict | None = None) -> "RunDir":
         """Open (create or resume) the run directory ``out``.
 
         An existing directory is resumed only if its ``config.json`` describes the same run (same
         command and same configuration, ignoring keys that only steer length such as ``steps``);
-        otherwise ``ValueError`` names the difference, before anything is overwritten.
+        otherwise ``ValueError`` names the difference, before anything is overwritten. ``defaults``
+        (the command's default configuration): keys missing from an older ``config.json`` (settings
+        added by a later version) count as their default, so such a run still resumes.
         """
         path = Path(out)
         _check_no_secrets(config)
@@ -169,6 +182,8 @@ class RunDir:
                 raise ValueError(f"run directory {str(path)!r} holds a {old.get('command')!r} run, "
                                  f"not a {command!r} run; choose another --out")
             old_cfg = old.get("config", {})
+            if defaults is not None:
+                old_cfg = _with_defaults(old_cfg, to_jsonable(defaults))
             ignore = {"steps", "out", "resume", "progress"}
             keys = compare_keys or tuple(sorted(set(old_cfg) | set(cfg)))
             diff = [k for k in keys if k not in ignore and old_cfg.get(k) != cfg.get(k)]

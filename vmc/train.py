@@ -363,7 +363,7 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
         from qsim.runs import RunDir
 
         cfg_record = {**cfg, "system": mol.name if not isinstance(cfg["system"], str) else cfg["system"]}
-        run_ctx = RunDir.open(out, command="vmc", config=cfg_record)
+        run_ctx = RunDir.open(out, command="vmc", config=cfg_record, defaults=DEFAULTS)
     with (run_ctx if run_ctx is not None else _NullRun()) as run, single_threaded_blas():
         run.update_summary(system=mol.name, objective=cfg["objective"], optimizer=cfg["optimizer"],
                            reference_energy=ref, energy=None, energy_stderr=None, variance=None,

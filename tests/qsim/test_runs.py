@@ -47,6 +47,22 @@ def test_different_run_is_refused(tmp_path):
         runs.RunDir.open(tmp_path, command="other", config={"system": "H2"})
 
 
+def test_run_of_an_older_version_resumes_with_new_keys_at_their_defaults(tmp_path):
+    """A config.json written before a setting existed resumes when the setting has its default value,
+    and is refused when it does not."""
+    with runs.RunDir.open(tmp_path, command="demo", config={"system": "H2", "optim": {"lr": 0.1}}):
+        pass
+    defaults = {"system": "H", "optim": {"lr": 0.5, "interval": 1}, "new": None}
+    now = {"system": "H2", "optim": {"lr": 0.1, "interval": 1}, "new": None}
+    with pytest.raises(ValueError, match="different run \\(optim"):     # without defaults: as before
+        runs.RunDir.open(tmp_path, command="demo", config=now)
+    with pytest.raises(ValueError, match="different run \\(optim"):
+        runs.RunDir.open(tmp_path, command="demo", config={**now, "optim": {"lr": 0.1, "interval": 10}},
+                         defaults=defaults)
+    with runs.RunDir.open(tmp_path, command="demo", config=now, defaults=defaults) as run:
+        assert run.resumed
+
+
 def test_failed_and_interrupted_status(tmp_path):
     with pytest.raises(RuntimeError):
         with runs.RunDir.open(tmp_path / "a", command="demo", config={}):
