@@ -115,6 +115,8 @@ def _load():
             raise RuntimeError("no C++ compiler found (set CXX)")
         path = library_path(cxx)
         if not path.exists():
+            print(f"qsim: compiling the native statevector kernels (once per machine and version, ~20 s) "
+                  f"into {path}", file=sys.stderr, flush=True)
             _build(cxx, path)
         lib = ctypes.cdll.LoadLibrary(str(path))
         for name in _TARGETS:
