@@ -84,6 +84,29 @@ def aer_state(circuit, params):
     return np.asarray(res.get_statevector().data)
 
 
+def _real_circuit(n: int, seed: int):
+    """Only real gates (RY, CNOT, H, X, Z, SWAP, CZ, CRY, Toffoli) on n >= 4 wires: 3 layers of RY and
+    a CNOT chain (a typical VQE/hypernet ansatz), then fixed real gates and one fixed RY."""
+    import qsim
+
+    rng = np.random.default_rng(seed)
+    c = qsim.Circuit(n)
+    for _ in range(3):
+        for w in range(n):
+            c.ry(w)
+        for w in range(n - 1):
+            c.cnot(w, w + 1)
+    c.h(0).x(1).z(2).swap(0, n - 1).cz(1, 3).cry(2, 0).toffoli(0, 1, 2)
+    c.ry(int(rng.integers(n)), value=0.3)
+    return c
+
+
+@pytest.fixture(scope="session")
+def real_circuit():
+    """``real_circuit(n, seed)``: a circuit of real gates only (it runs on one real plane)."""
+    return _real_circuit
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

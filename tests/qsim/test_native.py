@@ -134,17 +134,12 @@ def test_native_engine_matches_scan_and_reference(k, numpy_state):
 
 
 @needs_native
-def test_native_engine_gradient():
+def test_native_engine_gradient(real_circuit):
     """value + grad of a Pauli-sum expectation: the native adjoint pass equals the scan engine's
     gradient and central differences (a complex circuit, and a real one that runs on one plane)."""
     n = 6
     h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(5) + qsim.X(4) @ qsim.X(5)
-    real = qsim.Circuit(n)
-    for _ in range(3):
-        for w in range(n):
-            real.ry(w)
-        for w in range(n - 1):
-            real.cnot(w, w + 1)
+    real = real_circuit(n, 3)
     for c in (_circuit(n, 2, seed=5), real):
         p = jnp.asarray(np.random.default_rng(6).uniform(-3, 3, c.num_params))
         run, prog = sv._runner_and_program(c, "complex128", 3, "native")

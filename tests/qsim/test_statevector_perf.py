@@ -138,25 +138,11 @@ def test_bad_max_fuse():
         sv.simulate(c, max_fuse=0)
 
 
-def _real_circuit(n: int, seed: int) -> qsim.Circuit:
-    """Only real gates (RY, CNOT, H, X, Z, SWAP, CZ, CRY, Toffoli): a typical VQE/hypernet ansatz."""
-    rng = np.random.default_rng(seed)
-    c = qsim.Circuit(n)
-    for _ in range(3):
-        for w in range(n):
-            c.ry(w)
-        for w in range(n - 1):
-            c.cnot(w, w + 1)
-    c.h(0).x(1).z(2).swap(0, n - 1).cz(1, 3).cry(2, 0).toffoli(0, 1, 2)
-    c.ry(int(rng.integers(n)), value=0.3)
-    return c
-
-
-def test_real_path_matches_reference(numpy_state):
+def test_real_path_matches_reference(numpy_state, real_circuit):
     """A real circuit runs on one real plane from |0>, and on two real planes from a complex
     initial state; both agree with the NumPy reference to 1e-10 (complex64: 1e-5)."""
     n = 5
-    c = _real_circuit(n, 1)
+    c = real_circuit(n, 1)
     prog = sv._runner_and_program(c)[1]
     assert prog.real
     p = np.random.default_rng(2).uniform(-3, 3, c.num_params)
@@ -234,11 +220,11 @@ def test_gemm_engine_matches_unfused(n, gates, widths):
         np.testing.assert_allclose(np.asarray(_gemm(c, k)(p, psi0)), ref0, atol=1e-12, err_msg=f"k={k}")
 
 
-def test_gemm_engine_gradient_and_real_path(numpy_state):
+def test_gemm_engine_gradient_and_real_path(numpy_state, real_circuit):
     """The adjoint backward pass of the GEMM engine matches central differences (complex and real
     circuits); a real circuit from |0> runs on one plane; complex64 within 1e-5."""
     h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(4)
-    for c in (_random_circuit(6, 30, 11), _real_circuit(6, 2)):
+    for c in (_random_circuit(6, 30, 11), real_circuit(6, 2)):
         prog = sv._runner_and_program(c, "complex128", 4, "gemm")[1]
         assert any(s.kind == "G" for s in prog.steps) and len(prog.kidx) < len(c.ops)
         p = jnp.asarray(np.random.default_rng(12).uniform(-3, 3, c.num_params))
