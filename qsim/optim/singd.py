@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import optax
 
 from .capture import LayerStats
-from .structures import STRUCTURES, gram_left, make_structure
+from .structures import STRUCTURES, gram_left, gram_self, make_structure
 
 __all__ = ["singd", "SINGDState", "LayerFactors", "find_dense_layers", "needs_layer_stats"]
 
@@ -282,8 +282,8 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
         d_in, d_out = s_k.d, s_c.d
         h_k = gram_left(s_k, f.K, a, jnp.asarray(1.0 / rows, fdtype))   # Pi(K^T U K)
         h_c = gram_left(s_c, f.C, g, jnp.asarray(1.0 / n, fdtype))      # Pi(C^T G C)
-        ktk = s_k.gram(s_k.to_dense(f.K), jnp.asarray(1.0, fdtype))   # Pi(K^T K)
-        ctc = s_c.gram(s_c.to_dense(f.C), jnp.asarray(1.0, fdtype))   # Pi(C^T C)
+        ktk = gram_self(s_k, f.K)                                         # Pi(K^T K)
+        ctc = gram_self(s_c, f.C)                                         # Pi(C^T C)
         lam = jnp.asarray(damping, fdtype)
         if ikfac:
             ck = cc = lk = lc = jnp.asarray(1.0, fdtype)

@@ -16,7 +16,7 @@ Each structure is a linear space of d x d matrices closed under multiplication, 
 * ``trace(c) -> ()``;
 
 and :func:`gram_left` ``(s, c, x, scale) -> Pi(scale (x c)^T (x c))`` (SINGD's ``H_K``), the cheaper of two
-orders for the structures whose products are dense-cost.
+orders for the structures whose products are dense-cost, and :func:`gram_self` ``(s, c) -> Pi(c^T c)``.
 
 Compact forms (memory per factor): dense ``(d, d)``; diagonal ``(d,)``; block ``(nb, k, k)`` full blocks
 plus a ``(r, r)`` remainder block (d = nb k + r); hierarchical ``A (h, h)``, ``B (h, d - h)``, ``D (d - h,)``
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["STRUCTURES", "make_structure", "gram_left", "Dense", "Diagonal", "Block", "Hierarchical", "TrilToeplitz",
+__all__ = ["STRUCTURES", "make_structure", "gram_left", "gram_self", "Dense", "Diagonal", "Block", "Hierarchical", "TrilToeplitz",
            "TriuToeplitz"]
 
 STRUCTURES = ("dense", "diagonal", "block", "hierarchical", "tril_toeplitz", "triu_toeplitz")
@@ -232,10 +232,12 @@ class Hierarchical(NamedTuple):
         return jnp.trace(c[0]) + jnp.sum(c[2])
 
 
-def _tril_index(d):
-    i, j = np.indices((d, d))
-    off = i - j
-    return np.where(off >= 0, off, 0), off >= 0
+def _hankel(u, d):
+    """``H[s, o] = u[s + o]`` for ``s, o < d`` (``len(u) >= 2d - 1``) without a gather: the tiled ``u`` read
+    with row stride ``len(u) + 1`` (entry (s, o) of the reshape is ``u[(s + o) mod len(u)] = u[s + o]``).
+    XLA's CPU gathers with d x d index constants measured 2-4x slower than this copy."""
+    p = u.shape[0]
+    return jnp.tile(u, d + 1)[: d * (p + 1)].reshape(d, p + 1)[:, :d]
 
 
 class TrilToeplitz(NamedTuple):
@@ -251,8 +253,10 @@ class TrilToeplitz(NamedTuple):
         return jnp.zeros((self.d,), self.dtype)
 
     def to_dense(self, c):
-        idx, mask = _tril_index(self.d)
-        return jnp.where(mask, c[idx], jnp.zeros((), c.dtype))
+        """``K[i, j] = t[i - j]`` (0 above the diagonal): rows of the Hankel matrix of ``[t reversed, 0...]``,
+        in reverse order."""
+        d = self.d
+        return _hankel(jnp.concatenate([c[::-1], jnp.zeros((d - 1,), c.dtype)]), d)[::-1]
 
     def project(self, m):
         """Mean of each lower diagonal, via a skewed reshape (no scatter): entry (i, j) of m[:, ::-1]
@@ -312,17 +316,22 @@ def toeplitz_gram_dense(t, upper: bool):
     """The dense symmetric ``K K^T`` of the triangular Toeplitz ``K`` with first column (``upper=False``)
     or first row (``upper=True``) ``t``, in O(d^2) from the d numbers (no matrix product).
 
-    Lower: ``(K K^T)[i, j] = sum_{m <= min(i, j)} t[i-m] t[j-m] = S[min(i, j), |i-j|]`` with the running
-    sums ``S[a, o] = sum_{s <= a} t[s] t[s+o]`` (``t`` zero beyond d). Upper: ``sum_{m >= max(i, j)}`` gives
-    ``S[d-1-max(i, j), |i-j|]``. Computed in float32 at least (bfloat16 factors), returned in ``t``'s dtype."""
+    Lower: ``R = K K^T`` has ``R[i, j] = sum_{m <= min(i, j)} t[i-m] t[j-m]``, so ``R[i, j] = R[i-1, j-1] +
+    t[i] t[j]``: row i is row i - 1 shifted right by one plus ``t[i] t`` -- one ``lax.scan`` over the rows
+    (XLA's CPU ``cumsum`` of running sums and the gathers of an index formula measured 3-6x slower inside
+    SINGD's step, most of all under ``lax.cond``). Upper: ``K = L^T`` for the lower ``L`` with the same
+    numbers, and ``L^T L = J (L L^T) J`` (J the reversal). Computed in float32 at least (bfloat16 factors),
+    returned in ``t``'s dtype."""
     d = t.shape[0]
     dt = jnp.promote_types(t.dtype, jnp.float32)
     tf = t.astype(dt)
-    i, j = np.indices((d, d))
-    lagged = jnp.pad(tf, (0, d))[i + j]                          # lagged[s, o] = t[s + o]
-    run = jnp.cumsum(tf[:, None] * lagged, axis=0)               # S[a, o]
-    a = d - 1 - np.maximum(i, j) if upper else np.minimum(i, j)
-    return run[a, np.abs(i - j)].astype(t.dtype)
+
+    def row(prev, ti):
+        new = jnp.concatenate([jnp.zeros((1,), dt), prev[:-1]]) + ti * tf
+        return new, new
+
+    r = jax.lax.scan(row, jnp.zeros((d,), dt), tf, unroll=8)[1]
+    return (r[::-1, ::-1] if upper else r).astype(t.dtype)
 
 
 def _toeplitz_precondition(structure, c, x, axis):
@@ -416,18 +425,45 @@ def _toeplitz_pair_fft(t, x, axis, conv_first):
 def gram_left(s, c, x, scale):
     """``Pi(scale (x c)^T (x c))`` for rows ``x (n, d)`` (SINGD's ``Pi(K^T U K)`` with ``U = scale x^T x``).
 
-    In general the rows ``x c`` are formed (``left``) and their ``gram`` taken. For the dense and Toeplitz
-    structures, whose ``left`` is a dense d x d product, with more than 2 d rows it is cheaper to form the
-    dense ``U = scale x^T x`` first and take ``Pi(c^T U c)``: n d^2 + 2 d^3 instead of 2 n d^2
-    multiply-adds (e.g. 4096 electron rows of width 833: 135 -> 85 ms measured); computed in float32 at
+    In general the rows ``x c`` are formed (``left``) and their ``gram`` taken. Dense: with more than 2 d
+    rows it is cheaper to form ``U`` first and take ``c^T U c``: n d^2 + 2 d^3 instead of 2 n d^2
+    multiply-adds (e.g. 4096 electron rows of width 833: 135 -> 85 ms measured). Triangular Toeplitz:
+    ``Pi(c^T U c) = Pi(U P)`` with ``P = c c^T`` (see :func:`_toeplitz_gram_left`). Computed in float32 at
     least, returned in x's dtype."""
-    if isinstance(s, (Dense, TrilToeplitz, TriuToeplitz)) and x.shape[0] > 2 * s.d:
+    if isinstance(s, (TrilToeplitz, TriuToeplitz)):
+        return _toeplitz_gram_left(s, c, x, scale)
+    if isinstance(s, Dense) and x.shape[0] > 2 * s.d:
         dt = jnp.promote_types(x.dtype, jnp.float32)
-        k = s.to_dense(c).astype(dt)
+        k = c.astype(dt)
         xf = x.astype(dt)
         u = scale.astype(dt) * (xf.T @ xf)
-        return jax.tree.map(lambda v: v.astype(x.dtype), s.project(k.T @ (u @ k)))
+        return (k.T @ (u @ k)).astype(x.dtype)
     return s.gram(s.left(c, x.T, transpose=True).T, scale)
+
+
+def _toeplitz_gram_left(s, c, x, scale):
+    """``Pi(c^T U c)`` for a triangular Toeplitz ``c`` and ``U = scale x^T x``, as ``Pi(U P)`` with the
+    dense ``P = c c^T`` built in O(d^2) (:func:`toeplitz_gram_dense`): one d x d product instead of two.
+
+    Why: Pi takes the mean of each diagonal, ``Pi(M)_o ~ tr(E_o^T M)`` with ``E_o`` the o-th shift, and
+    ``E_o^T`` commutes with ``c^T`` (both are polynomials in the same shift), so ``tr(E_o^T c^T U c) =
+    tr(c E_o^T c^T U) = tr(E_o^T U c c^T)``. The product ``U P = x^T (x P)`` is taken in the cheaper order:
+    n d^2 + d^3 (``U`` first, n > d) or 2 n d^2."""
+    dt = jnp.promote_types(x.dtype, jnp.float32)
+    p = toeplitz_gram_dense(c.astype(dt), upper=isinstance(s, TriuToeplitz))
+    xf = x.astype(dt)
+    sc = scale.astype(dt)
+    up = (sc * (xf.T @ xf)) @ p if x.shape[0] > s.d else sc * (xf.T @ (xf @ p))
+    return s.project(up).astype(x.dtype)
+
+
+def gram_self(s, c):
+    """``Pi(c^T c)`` (SINGD's damping term ``Pi(K^T K)``); for triangular Toeplitz ``Pi(c c^T)`` from the
+    O(d^2) dense product (the same commutation as in :func:`_toeplitz_gram_left`)."""
+    if isinstance(s, (TrilToeplitz, TriuToeplitz)):
+        dt = jnp.promote_types(c.dtype, jnp.float32)
+        return s.project(toeplitz_gram_dense(c.astype(dt), upper=isinstance(s, TriuToeplitz))).astype(c.dtype)
+    return s.gram(s.to_dense(c), jnp.asarray(1.0, s.dtype))
 
 
 def make_structure(name: str, d: int, dtype, block_size: int = 16, hierarchical_size: int = 16):

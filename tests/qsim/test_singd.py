@@ -13,7 +13,7 @@ import pytest
 
 from qsim.optim import (STRUCTURES, LayerStats, layer_statistics, make_structure, needs_layer_stats, singd,
                         value_grad_and_stats)
-from qsim.optim.structures import gram_left
+from qsim.optim.structures import gram_left, gram_self
 
 jax.config.update("jax_enable_x64", True)
 
@@ -273,6 +273,7 @@ def test_structure_algebra(name, d):
         xr = rng.normal(size=(n, d))
         np.testing.assert_allclose(np.asarray(s.to_dense(gram_left(s, a, jnp.asarray(xr), jnp.asarray(0.5)))),
                                    ref_project(name, 0.5 * da.T @ xr.T @ xr @ da), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(s.to_dense(gram_self(s, a))), ref_project(name, da.T @ da), atol=1e-10)
     np.testing.assert_allclose(float(s.trace(a)), np.trace(da), atol=1e-12)
 
 
