@@ -41,63 +41,17 @@ import statistics
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from _singd_models import make_problem  # noqa: E402
 from qsim.optim import STRUCTURES, find_dense_layers, needs_layer_stats, singd, value_grad_and_stats  # noqa: E402
 
 T = 10
-
-
-class MLP(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        for _ in range(3):
-            x = nn.tanh(nn.Dense(256)(x))
-        return nn.Dense(10)(x)
-
-
-class FermiNetLike(nn.Module):
-    """FermiNet-sized: streams of width 256 / 32, 4 layers, 16 determinants, isotropic envelopes."""
-
-    n_up: int = 2
-    n_down: int = 2
-    width1: int = 256
-    width2: int = 32
-    layers: int = 4
-    n_det: int = 16
-
-    @nn.compact
-    def __call__(self, r):                       # r (3 n,) bohr -> log|psi|
-        n = self.n_up + self.n_down
-        e = r.reshape(n, 3)
-        atom = jnp.zeros(3)
-        d1 = e - atom
-        h1 = jnp.concatenate([d1, jnp.linalg.norm(d1, axis=-1, keepdims=True)], -1)            # (n, 4)
-        d2 = e[:, None] - e[None]
-        h2 = jnp.concatenate([d2, jnp.sqrt(jnp.sum(d2 ** 2, -1, keepdims=True) + 1e-12)], -1)  # (n, n, 4)
-        for _ in range(self.layers):
-            up, dn = h1[: self.n_up].mean(0), h1[self.n_up:].mean(0)
-            g2u, g2d = h2[:, : self.n_up].mean(1), h2[:, self.n_up:].mean(1)
-            f = jnp.concatenate([h1, jnp.broadcast_to(up, h1.shape), jnp.broadcast_to(dn, h1.shape), g2u, g2d], -1)
-            new1 = jnp.tanh(nn.Dense(self.width1)(f))
-            new2 = jnp.tanh(nn.Dense(self.width2)(h2))
-            h1 = new1 + h1 if new1.shape == h1.shape else new1
-            h2 = new2 + h2 if new2.shape == h2.shape else new2
-        env = jnp.exp(-jnp.linalg.norm(d1, axis=-1))                                           # (n,)
-        logdets, signs = [], []
-        for lo, hi in ((0, self.n_up), (self.n_up, n)):
-            k = hi - lo
-            orb = nn.Dense(k * self.n_det)(h1[lo:hi]).reshape(k, self.n_det, k) * env[lo:hi, None, None]
-            s, ld = jnp.linalg.slogdet(jnp.transpose(orb, (1, 0, 2)))                           # (n_det,)
-            logdets.append(ld)
-            signs.append(s)
-        ld = logdets[0] + logdets[1]
-        return jax.nn.logsumexp(ld, b=signs[0] * signs[1], return_sign=True)[0]
 
 
 def tree_bytes(tree) -> int:
@@ -119,28 +73,6 @@ def precondition_bound(params, batch) -> float:
     layers = [(d_in + int(b), d_out) for d_in, d_out, b in find_dense_layers(params).values()]
     pre = sum(a * c * (a + c) for a, c in layers)
     return 1.0 + pre / (3 * batch * sum(a * c for a, c in layers))
-
-
-def make_problem(name, walkers=128):
-    """``walkers``: the batch (examples for the MLP, walkers for the FermiNet-sized network)."""
-    rng = np.random.default_rng(0)
-    if name == "mlp":
-        model, batch = MLP(), walkers
-        x = jnp.asarray(rng.normal(size=(T, batch, 128)), jnp.float32)
-        y = jnp.asarray(rng.integers(0, 10, size=(T, batch)), jnp.int32)
-        params = model.init(jax.random.key(0), x[0])["params"]
-        per_example = lambda p, xi, yi: optax.softmax_cross_entropy_with_integer_labels(
-            model.apply({"params": p}, xi), yi)
-        mean_loss = lambda p, xb, yb: jnp.mean(jax.vmap(lambda a, b: per_example(p, a, b))(xb, yb))
-        data = (x, y)
-    else:
-        model = FermiNetLike()
-        r = jnp.asarray(rng.normal(size=(T, walkers, 12)), jnp.float32)
-        params = model.init(jax.random.key(0), r[0, 0])["params"]
-        per_example = lambda p, ri: model.apply({"params": p}, ri)
-        mean_loss = lambda p, rb: jnp.mean(jax.vmap(lambda a: per_example(p, a))(rb))
-        data = (r,)
-    return params, per_example, mean_loss, data
 
 
 def step_fn(tx, per_example, mean_loss, interval=None, schedule="host"):
@@ -181,6 +113,17 @@ def step_fn(tx, per_example, mean_loss, interval=None, schedule="host"):
             return f_cond
         return f_stats if i % interval == 0 else f_plain
 
+    def flops(params, state, data):
+        """Floating-point operations of the run by XLA's cost analysis of each compiled step (shapes only;
+        each distinct step compiled once more; a loop body counts once, so Toeplitz's O(d^2) K K^T
+        recurrence is undercounted: it is small beside the products)."""
+        per_fn = {}
+        for i, batch in enumerate(data):
+            f = pick(i)
+            if f not in per_fn:
+                per_fn[f] = float(f.lower(params, state, batch).compile().cost_analysis()["flops"])
+        return sum(per_fn[pick(i)] for i in range(len(data)))
+
     def run(params, state, data):
         losses = []
         for i, batch in enumerate(data):
@@ -188,6 +131,7 @@ def step_fn(tx, per_example, mean_loss, interval=None, schedule="host"):
             losses.append(loss)
         return params, state, jnp.stack(losses)
 
+    run.flops = flops
     return run
 
 
@@ -254,6 +198,7 @@ def main(argv=None):
         f_adam = step_fn(adamw, per_example, mean_loss)
         s_adam = adamw.init(params)
         jax.block_until_ready(f_adam(params, s_adam, data))
+        flops_adam = f_adam.flops(params, s_adam, data)
         kfac_bytes = kfac_state_bytes(params)
         adam_bytes = tree_bytes(s_adam)
         print(f"{net} (batch {batch}): {n_params} parameters, {len(find_dense_layers(params))} dense layers; AdamW state "
@@ -283,10 +228,12 @@ def main(argv=None):
             best = {k: min(v) for k, v in times.items()}
             cmed = {k: statistics.median(v) for k, v in cpu.items()}
             state_bytes = tree_bytes(runs[f"T{T}"][1])
+            flop_ratio = runs[f"T{T}"][0].flops(params, runs[f"T{T}"][1], data) / flops_adam
             cached = structure == "dense" if cache is None else cache
             row = {"network": net, "batch": batch, "structure": structure, "factor_dtype": fdt or "float32",
                    "cache_products": cached, "n_params": n_params,
                    "dense_precondition_bound": precondition_bound(params, batch) if net == "mlp" else None,
+                   "flop_ratio_vs_adamw": flop_ratio,
                    "adamw_step_s": med["adamw"], "adamw_step_min_s": best["adamw"],
                    "singd_step_s": med[f"T{T}"], "singd_step_min_s": best[f"T{T}"],
                    "step_time_ratio_vs_adamw": med[f"T{T}"] / med["adamw"],
@@ -310,7 +257,7 @@ def main(argv=None):
                   f"{row['step_time_ratio_vs_adamw_best_of']:.2f})  T=1 {med['T1'] * 1e3:7.2f} ms = "
                   f"{row['step_time_ratio_vs_adamw_T1']:.2f}x  (CPU time {row['cpu_time_ratio_vs_adamw']:.2f}x, "
                   f"cond {row['cpu_time_ratio_vs_adamw_cond']:.2f}x, T=1 {row['cpu_time_ratio_vs_adamw_T1']:.2f}x)  state {state_bytes / 1e6:6.2f} MB = "
-                  f"{row['memory_ratio_vs_kfac']:.3f} KFAC  load {load_before[0]:.1f}", flush=True)
+                  f"{row['memory_ratio_vs_kfac']:.3f} KFAC  flops {flop_ratio:.2f}x  load {load_before[0]:.1f}", flush=True)
             write(False)
     write(True)
     print(f"wrote {args.out}")
