@@ -34,6 +34,7 @@ and their inverses (the same again), plus one momentum buffer for all parameters
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -47,8 +48,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-from _singd_models import make_problem  # noqa: E402
+from benchmarks._singd_models import make_problem  # noqa: E402
 from qsim.optim import STRUCTURES, find_dense_layers, needs_layer_stats, singd, value_grad_and_stats  # noqa: E402
 
 T = 10
@@ -58,11 +58,12 @@ def tree_bytes(tree) -> int:
     return int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
 
 
-def kfac_state_bytes(params) -> int:
-    """Analytic KFAC state: momentum for all params + per dense layer dense factors and their inverses."""
+def kfac_state_bytes(params, itemsize: int = 4) -> int:
+    """Analytic KFAC state: momentum for all params + per dense layer dense factors and their inverses, in
+    ``itemsize``-byte floats (4: float32; the vmc rows run in float64)."""
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
     factors = sum(2 * ((d_in + int(b)) ** 2 + d_out ** 2) for d_in, d_out, b in find_dense_layers(params).values())
-    return 4 * (n_params + factors)
+    return itemsize * (n_params + factors)
 
 
 def precondition_bound(params, batch) -> float:
@@ -141,13 +142,97 @@ def split_batches(data):
     return [jax.tree.map(lambda x: x[i], data) for i in range(jax.tree.leaves(data)[0].shape[0])]
 
 
+VMC_NETWORK = {"kind": "ferminet", "hidden": [[256, 32]] * 4, "n_det": 16, "jastrow": True}
+
+
+def vmc_run(optimizer: str, structure: str, walkers: int, system: str = "LiH"):
+    """A whole VMC training step as ``qsim vmc`` runs it (vmc.train.make_train_step: 10 Metropolis moves,
+    folx Laplacian local energy, Fisher-Rao gradient, optimiser update; float64, the vmc default) on the
+    FermiNet-sized network of vmc (``VMC_NETWORK``), with ``optimizer`` "adam" or "singd" (``structure``,
+    T = 10 through vmc's ``lax.cond``). Returns ``(run, params, opt_state)``: ``run()`` does 10 steps from
+    the same start as a host loop of jitted calls and synchronises once. Enables float64 (vmc's default),
+    so the vmc rows run after the float32 ones."""
+    from vmc import train as vt
+
+    vt.enable_x64()
+    cfg = copy.deepcopy(vt.DEFAULTS)
+    cfg.update(system=system, walkers=walkers, optimizer=optimizer, network=copy.deepcopy(VMC_NETWORK))
+    cfg["optim"].update(structure=structure, singd_interval=T)
+    vt.validate_config(cfg)
+    b = vt.build(cfg)
+    k_init, k_walk, k_run = jax.random.split(jax.random.PRNGKey(0), 3)
+    params = b.wf.init(k_init)
+    opt_state = b.optimizer.init(params)
+    state = vt.TrainState(params, opt_state, b.mol.initial_electrons(k_walk, walkers),
+                          jnp.asarray(cfg["mcmc"]["step_size"], jnp.float64), jnp.zeros((), jnp.int32),
+                          jnp.zeros((), jnp.int32))
+    step = vt.make_train_step(b, int(cfg["mcmc"]["steps"]))
+    keys = list(jax.random.split(k_run, T))
+
+    def run():
+        st, energies = state, []
+        for k in keys:
+            st, m = step(st, k)
+            energies.append(m["energy"])
+        return jax.block_until_ready((st, jnp.stack(energies)))
+
+    return run, params, opt_state
+
+
+def vmc_rows(walkers: int, structures, repeats: int, on_row):
+    """SINGD (T = 10) against Adam in vmc's own training step, per structure; ``on_row(row)`` after each."""
+    adam, params, adam_state = vmc_run("adam", "dense", walkers)
+    adam()
+    layers = params["params"] if "params" in params else params
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    kfac_bytes = kfac_state_bytes(layers, itemsize=8)
+    print(f"vmc step (LiH, FermiNet-sized, {walkers} walkers, float64): {n_params} parameters, "
+          f"{len(find_dense_layers(layers))} dense layers", flush=True)
+    for structure in structures:
+        load_before = os.getloadavg()
+        t0 = time.perf_counter()
+        run, _, sstate = vmc_run("singd", structure, walkers)
+        out = run()
+        compile_s = time.perf_counter() - t0
+        runs = {"adam": adam, "singd": run}
+        times, cpu = {k: [] for k in runs}, {k: [] for k in runs}
+        for _ in range(repeats):
+            for k, f in runs.items():
+                t1, c1 = time.perf_counter(), time.process_time()
+                f()
+                times[k].append((time.perf_counter() - t1) / T)
+                cpu[k].append((time.process_time() - c1) / T)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        cmed = {k: statistics.median(v) for k, v in cpu.items()}
+        state_bytes = tree_bytes(sstate)
+        row = {"network": "vmc_ferminet", "batch": walkers, "structure": structure, "factor_dtype": "float64",
+               "cache_products": structure == "dense", "n_params": n_params, "baseline": "adam (vmc)",
+               "adamw_step_s": med["adam"], "singd_step_s": med["singd"],
+               "step_time_ratio_vs_adamw": med["singd"] / med["adam"],
+               "cpu_time_ratio_vs_adamw": cmed["singd"] / cmed["adam"],
+               "times_s": times, "cpu_times_s": cpu,
+               "singd_state_bytes": state_bytes, "adamw_state_bytes": tree_bytes(adam_state),
+               "kfac_state_bytes_analytic": kfac_bytes, "memory_ratio_vs_kfac": state_bytes / kfac_bytes,
+               "compile_plus_first_run_s": compile_s,
+               "losses_finite": bool(np.all(np.isfinite(np.asarray(out[1])))),
+               "load_average_before": load_before, "load_average_after": os.getloadavg()}
+        on_row(row)
+        print(f"  {structure:20s} Adam {med['adam'] * 1e3:8.1f} ms  SINGD T={T} {med['singd'] * 1e3:8.1f} ms = "
+              f"{row['step_time_ratio_vs_adamw']:.2f}x (CPU time {row['cpu_time_ratio_vs_adamw']:.2f}x)  state "
+              f"{state_bytes / 1e6:6.2f} MB = {row['memory_ratio_vs_kfac']:.3f} KFAC  load {load_before[0]:.1f}",
+              flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
-    ap.add_argument("--networks", default="mlp,ferminet", help="comma-separated subset of mlp,ferminet")
+    ap.add_argument("--networks", default="mlp,ferminet,vmc",
+                    help="comma-separated subset of mlp,ferminet,vmc (vmc: the FermiNet-sized network in vmc's own "
+                         "training step, run last: it enables float64)")
+    ap.add_argument("--vmc-walkers", type=int, default=128, help="walkers of the vmc rows (vmc's default)")
     ap.add_argument("--structures", default=None, help="comma-separated subset of the structures (float32 only)")
     ap.add_argument("--walkers", default="128,1024", help="comma-separated walker counts for the FermiNet-sized network")
-    ap.add_argument("--mlp-batch", default="256,1024", help="comma-separated batch sizes for the MLP")
+    ap.add_argument("--mlp-batch", default="256,1024,4096", help="comma-separated batch sizes for the MLP")
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 7, --quick 3)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "singd.json"))
     args = ap.parse_args(argv)
@@ -158,7 +243,10 @@ def main(argv=None):
     if args.structures:
         configs = [(s, None, None) for s in args.structures.split(",")]
     problems = []
-    for net in args.networks.split(","):
+    nets = args.networks.split(",")
+    for net in nets:
+        if net == "vmc":
+            continue
         if net == "ferminet":
             problems += [(net, int(w)) for w in args.walkers.split(",")]
         else:
@@ -259,6 +347,14 @@ def main(argv=None):
                   f"cond {row['cpu_time_ratio_vs_adamw_cond']:.2f}x, T=1 {row['cpu_time_ratio_vs_adamw_T1']:.2f}x)  state {state_bytes / 1e6:6.2f} MB = "
                   f"{row['memory_ratio_vs_kfac']:.3f} KFAC  flops {flop_ratio:.2f}x  load {load_before[0]:.1f}", flush=True)
             write(False)
+    if "vmc" in nets:
+        structures = sorted({c[0] for c in configs}, key=STRUCTURES.index)
+
+        def on_row(row):
+            results.append(row)
+            write(False)
+
+        vmc_rows(args.vmc_walkers, structures, max(3, repeats // 2), on_row)
     write(True)
     print(f"wrote {args.out}")
 
