@@ -1,12 +1,14 @@
 """SINGD: training-step time relative to AdamW, optimiser-state memory relative to KFAC.
 
-Two networks: an MLP (128 -> 256 -> 256 -> 256 -> 10, per-example cross-entropy, batch 256) and a
-FermiNet-sized network (one-electron stream width 256, two-electron stream width 32, 4 layers,
+Three problems: an MLP (128 -> 256 -> 256 -> 256 -> 10, per-example cross-entropy, batch 256, 1024
+and 4096: ``--mlp-batch``), a FermiNet-sized network (one-electron stream width 256, two-electron stream width 32, 4 layers,
 16 determinants, LiH-like 4 electrons; the VMC-style step: per-walker log|psi| statistics and the gradient
 of mean log|psi|) at 128 walkers (this project's vmc default) and at 1024 walkers (``--walkers``; the
 reference FermiNet runs use 4096, too slow for repeats on this machine). SINGD's per-step preconditioning
 costs the same at any walker count while forward + backward grow with it, so the ratio to AdamW falls as
-walkers grow. One step = forward + backward + optimiser update + apply; timed as a host loop of 10
+walkers grow. Third, the "vmc" rows: the FermiNet-sized network of vmc in vmc's own training step (LiH,
+128 walkers, float64, 10 Metropolis moves, folx Laplacian, Fisher-Rao gradient) with SINGD (T = 10, vmc's
+``lax.cond``) against Adam -- what a VMC user pays. One step = forward + backward + optimiser update + apply; timed as a host loop of 10
 calls of a jitted step (divided by 10), the way training runs (a ``lax.scan`` over the steps would let
 XLA hoist the factor products out of the plain steps). Two SINGD rows per structure:
 
@@ -24,11 +26,18 @@ Rows: every structure in float32 (dense with its default cached products ``K K^T
 and dense with bfloat16 factors, and lower-triangular Toeplitz with ``cache_products=True`` (the speed a
 Toeplitz step has when it keeps dense d x d products, at their memory cost).
 
-Memory = bytes of the optimiser state. kfac-jax 0.0.8 cannot run with jax 0.10 here, so KFAC's state is
-computed ANALYTICALLY, not measured: per dense layer the two dense Kronecker factors ((d_in + 1)^2 + d_out^2)
-and their inverses (the same again), plus one momentum buffer for all parameters, in float32.
+Each row also gives the flop ratio to AdamW from XLA's cost analysis of the compiled steps: the
+step-time ratio an implementation reaches if SINGD's products run as efficiently as the network's own.
 
-    python benchmarks/singd.py [--quick] [--walkers 128,1024]   # writes benchmarks/results/singd.json
+Memory = bytes of the optimiser state. kfac-jax 0.0.8 cannot run with jax 0.10, so with ``--kfac-python``
+(a venv holding kfac-jax on jax 0.8.3; recipe in ``benchmarks/singd_kfac_peer.py``) KFAC runs there on the
+same network and data, before the SINGD rows of each problem: its state is MEASURED (and its step time
+recorded beside SINGD's). Without it (and for the vmc rows) KFAC's state is analytic: per dense layer the
+two dense Kronecker factors ((d_in + 1)^2 + d_out^2) and their inverses, plus one momentum buffer -- which
+is what kfac-jax measured (3.96 MB for the MLP, 22.49 vs 22.55 MB for the FermiNet-sized network).
+
+    python benchmarks/singd.py [--quick] [--walkers 128,1024] [--kfac-python VENV/bin/python]
+                                                                # writes benchmarks/results/singd.json
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -142,6 +152,20 @@ def split_batches(data):
     return [jax.tree.map(lambda x: x[i], data) for i in range(jax.tree.leaves(data)[0].shape[0])]
 
 
+def run_kfac_peer(python: str, net: str, batch: int, repeats: int, n_params: int, timeout: float = 3600.0) -> dict:
+    """kfac-jax's KFAC on the same network (``benchmarks/singd_kfac_peer.py``, run by ``python``, the
+    interpreter of a venv holding kfac-jax 0.0.8 on jax 0.8.3; the recipe is in that script): its JSON, with
+    the measured state bytes and its step-time ratio to AdamW. Run before the SINGD rows of the problem, not
+    beside them (it would share the 2 cores)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "singd_kfac_peer.py")
+    cmd = [python, script, "--network", net, "--batch", str(batch), "--repeats", str(repeats),
+           "--expect-n-params", str(n_params)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(f"the kfac-jax peer failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 VMC_NETWORK = {"kind": "ferminet", "hidden": [[256, 32]] * 4, "n_det": 16, "jastrow": True}
 
 
@@ -213,6 +237,7 @@ def vmc_rows(walkers: int, structures, repeats: int, on_row):
                "times_s": times, "cpu_times_s": cpu,
                "singd_state_bytes": state_bytes, "adamw_state_bytes": tree_bytes(adam_state),
                "kfac_state_bytes_analytic": kfac_bytes, "memory_ratio_vs_kfac": state_bytes / kfac_bytes,
+               "kfac_measured": False,
                "compile_plus_first_run_s": compile_s,
                "losses_finite": bool(np.all(np.isfinite(np.asarray(out[1])))),
                "load_average_before": load_before, "load_average_after": os.getloadavg()}
@@ -229,6 +254,9 @@ def main(argv=None):
     ap.add_argument("--networks", default="mlp,ferminet,vmc",
                     help="comma-separated subset of mlp,ferminet,vmc (vmc: the FermiNet-sized network in vmc's own "
                          "training step, run last: it enables float64)")
+    ap.add_argument("--kfac-python", default=os.environ.get("KFAC_PYTHON"),
+                    help="python of a venv with kfac-jax 0.0.8 (or $KFAC_PYTHON; recipe in singd_kfac_peer.py): "
+                         "KFAC's state is then measured, and its step time too; without it the state is analytic")
     ap.add_argument("--vmc-walkers", type=int, default=128, help="walkers of the vmc rows (vmc's default)")
     ap.add_argument("--structures", default=None, help="comma-separated subset of the structures (float32 only)")
     ap.add_argument("--walkers", default="128,1024", help="comma-separated walker counts for the FermiNet-sized network")
@@ -251,7 +279,9 @@ def main(argv=None):
             problems += [(net, int(w)) for w in args.walkers.split(",")]
         else:
             problems += [(net, int(b)) for b in args.mlp_batch.split(",")]
-    results = []
+    if args.kfac_python and not os.path.exists(args.kfac_python):
+        raise SystemExit(f"--kfac-python {args.kfac_python!r} does not exist")
+    results, kfac_peer = [], []
 
     def write(complete):
         """The JSON so far (after every row: a run cut short still leaves its finished rows)."""
@@ -262,9 +292,12 @@ def main(argv=None):
                            "load_average_1min": os.getloadavg()[0]},
                "versions": {"jax": jax.__version__, "optax": optax.__version__},
                "xla_flags": os.environ.get("XLA_FLAGS", ""),
-               "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2, so KFAC is NOT run: its state is computed "
-                            "analytically: momentum + per dense layer 2 * ((d_in + 1)^2 + d_out^2) float32 "
-                            "(factors and inverses)",
+               "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2: with --kfac-python it runs in its own venv "
+                            "(benchmarks/singd_kfac_peer.py, same networks and data; 'kfac_peer' holds its JSON) and "
+                            "memory_ratio_vs_kfac uses its measured state bytes; otherwise (and for the vmc rows) "
+                            "KFAC's state is analytic: momentum + per dense layer 2 * ((d_in + 1)^2 + d_out^2) "
+                            "(factors and inverses), float32 (float64 for the vmc rows)",
+               "kfac_peer": kfac_peer,
                "step_note": "one step = forward + backward + update + apply, mean over a host loop of 10 calls of a jitted step; "
                             f"T={T}: statistics captured and factors updated on 1 step in 10, the others plain "
                             "value_and_grad + preconditioning; 'host' schedule = two jitted steps chosen on the host "
@@ -291,6 +324,13 @@ def main(argv=None):
         adam_bytes = tree_bytes(s_adam)
         print(f"{net} (batch {batch}): {n_params} parameters, {len(find_dense_layers(params))} dense layers; AdamW state "
               f"{adam_bytes / 1e6:.2f} MB, KFAC state (analytic) {kfac_bytes / 1e6:.2f} MB", flush=True)
+        peer = None
+        if args.kfac_python:
+            peer = run_kfac_peer(args.kfac_python, net, batch, repeats, n_params)
+            kfac_peer.append(peer)
+            print(f"  kfac-jax KFAC: state {peer['kfac_state_bytes'] / 1e6:.2f} MB measured (analytic "
+                  f"{kfac_bytes / 1e6:.2f} MB), step {peer['cpu_time_ratio_vs_adamw']:.2f}x AdamW (CPU time)", flush=True)
+        kfac_ref = peer["kfac_state_bytes"] if peer else kfac_bytes
         for structure, fdt, cache in configs:
             load_before = os.getloadavg()
             runs = {"adamw": (f_adam, s_adam)}
@@ -336,7 +376,10 @@ def main(argv=None):
                    "cpu_time_ratio_vs_adamw_T1": cmed["T1"] / cmed["adamw"],
                    "times_s": times, "cpu_times_s": cpu,
                    "singd_state_bytes": state_bytes, "adamw_state_bytes": adam_bytes,
-                   "kfac_state_bytes_analytic": kfac_bytes, "memory_ratio_vs_kfac": state_bytes / kfac_bytes,
+                   "kfac_state_bytes_analytic": kfac_bytes,
+                   "kfac_state_bytes_measured": peer["kfac_state_bytes"] if peer else None,
+                   "memory_ratio_vs_kfac": state_bytes / kfac_ref, "kfac_measured": peer is not None,
+                   "kfac_cpu_time_ratio_vs_adamw": peer["cpu_time_ratio_vs_adamw"] if peer else None,
                    "compile_plus_first_run_s": compile_s, "losses_finite": finite,
                    "load_average_before": load_before, "load_average_after": os.getloadavg()}
             results.append(row)
