@@ -18,16 +18,23 @@ momentum and damping passed to every step, no adaptive learning rate / momentum 
 burn-in, curvature estimate updated every step, inverses recomputed every ``--inverse-update-period`` steps
 (default 10, as SINGD's T), estimation mode ``fisher_gradients`` as FermiNet uses, ``multi_device=False``):
 
-* the optimiser state's bytes (sum of ``nbytes`` of every array leaf) after ``init``, after one step and after
-  ten, with a breakdown: velocities (momentum), curvature factors, cached inverses, other (EMA weights,
-  counters); and the bytes with ``inverse_update_period=1`` (FermiNet's default), where kfac-jax keeps no
-  cached inverses at all;
+* the optimiser state's bytes (sum of ``nbytes`` of every array leaf) after ``init``, after one step and
+  after eleven (it does not grow), with a breakdown: velocities (momentum), curvature factors, cached
+  inverses, other (EMA weights, counters); and the bytes with ``inverse_update_period=1`` (FermiNet's
+  default), where kfac-jax keeps no cached inverses at all;
 * which layers kfac-jax's automatic registration found (block type, parameter / input / output shapes) and
-  which parameters it left to generic (diagonal) blocks;
+  which parameters it left to generic (diagonal) blocks. The MLP: all 4 dense layers, kernel and bias, in
+  Kronecker blocks. The FermiNet-sized network: 9 of its 10 kernels as repeated-dense Kronecker blocks
+  WITHOUT their bias (kfac-jax's pattern does not match flax's bias add over the repeated axes), the 10
+  biases as diagonal blocks, and the last two-electron layer (``Dense_7``, whose output the network never
+  uses, so it has no gradient) as diagonal blocks;
 * step time: 10 consecutive ``optimizer.step`` calls (kfac-jax jits its step itself and says not to wrap it in
   jit) against optax.adamw(1e-3) run the same way (10 calls of one jitted step) and as singd.py times it (one
   jitted ``lax.scan`` of 10 steps); interleaved, median over repeats, wall (perf_counter) and CPU
-  (process_time) time.
+  (process_time) time. On a shared machine XLA's thread pool makes KFAC's many small ops slow down far more
+  than AdamW's under load (ratios doubled at load 4 on 2 cores); for stable ratios run it pinned to one core
+  with one XLA thread: ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+  taskset -c 0 $KFAC_PY ...`` (the JSON records ``xla_flags`` and ``cpu_affinity``).
 
 Registered losses: the MLP's per-example softmax cross-entropy is ``register_softmax_cross_entropy_loss`` on
 the logits; the FermiNet-sized network's VMC-style loss (mean log|psi| over walkers) has log|psi| per walker
@@ -283,6 +290,7 @@ def main(argv=None):
                      "kfac_jax": kfac_jax.__version__, "optax": optax.__version__,
                      "flax": __import__("flax").__version__, "numpy": np.__version__},
         "devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average_start": load_start, "load_average_end": os.getloadavg(),
     }
     if not args.no_period_1:
