@@ -257,6 +257,9 @@ def main(argv=None):
     ap.add_argument("--kfac-python", default=os.environ.get("KFAC_PYTHON"),
                     help="python of a venv with kfac-jax 0.0.8 (or $KFAC_PYTHON; recipe in singd_kfac_peer.py): "
                          "KFAC's state is then measured, and its step time too; without it the state is analytic")
+    ap.add_argument("--toeplitz-fft-min-dim", type=int, default=None,
+                    help="apply Toeplitz K K^T by FFT from this dimension on (default: qsim's "
+                         "PRECOND_FFT_MIN_DIM, 512, chosen by measurement on this CPU)")
     ap.add_argument("--vmc-walkers", type=int, default=128, help="walkers of the vmc rows (vmc's default)")
     ap.add_argument("--structures", default=None, help="comma-separated subset of the structures (float32 only)")
     ap.add_argument("--walkers", default="128,1024", help="comma-separated walker counts for the FermiNet-sized network")
@@ -265,6 +268,10 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "singd.json"))
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
+    if args.toeplitz_fft_min_dim is not None:
+        import qsim.optim.structures as structures_mod
+
+        structures_mod.PRECOND_FFT_MIN_DIM = args.toeplitz_fft_min_dim
     load_start = os.getloadavg()
     configs = ([(s, None, None) for s in STRUCTURES] + [("diagonal", "bfloat16", None), ("dense", "bfloat16", None),
                                                          ("tril_toeplitz", None, True)])
@@ -292,6 +299,7 @@ def main(argv=None):
                            "load_average_1min": os.getloadavg()[0]},
                "versions": {"jax": jax.__version__, "optax": optax.__version__},
                "xla_flags": os.environ.get("XLA_FLAGS", ""),
+               "toeplitz_fft_min_dim": args.toeplitz_fft_min_dim,
                "kfac_note": "kfac-jax 0.0.8 fails on jax >= 0.9.2: with --kfac-python it runs in its own venv "
                             "(benchmarks/singd_kfac_peer.py, same networks and data; 'kfac_peer' holds its JSON) and "
                             "memory_ratio_vs_kfac uses its measured state bytes; otherwise (and for the vmc rows) "
