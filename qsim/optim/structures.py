@@ -299,9 +299,10 @@ class TrilToeplitz(NamedTuple):
         return y[::-1] if transpose else y
 
     def precondition(self, c, x, axis=0):
-        """``K K^T`` along ``axis``: below ``PRECOND_FFT_MIN_DIM`` two products with the triangular matrix
-        built from the d numbers (a temporary, not state: at d = 257 this measured as fast as the FFT on
-        this CPU), above it through the FFT (:meth:`precondition_fft`; d = 833: 25 vs 40 ms)."""
+        """``K K^T`` along ``axis``: below ``PRECOND_FFT_MIN_DIM`` one product with the dense ``K K^T`` built
+        in O(d^2) from the d numbers (a temporary, not state; at d = 257 the FFT measured 1.2-1.5x slower
+        per SINGD step on this CPU), from it on through the FFT (:meth:`precondition_fft`; d = 833: 25 vs
+        40 ms)."""
         return _toeplitz_precondition(self, c, x, axis)
 
     def precondition_fft(self, c, x, axis=0):
