@@ -300,9 +300,8 @@ class TrilToeplitz(NamedTuple):
 
     def precondition(self, c, x, axis=0):
         """``K K^T`` along ``axis``: below ``PRECOND_FFT_MIN_DIM`` one product with the dense ``K K^T`` built
-        in O(d^2) from the d numbers (a temporary, not state; at d = 257 the FFT measured 1.2-1.5x slower
-        per SINGD step on this CPU), from it on through the FFT (:meth:`precondition_fft`; d = 833: 25 vs
-        40 ms)."""
+        in O(d^2) from the d numbers (a temporary, not state; at d = 257 the FFT made a SINGD step 1.1-1.4x
+        slower on this CPU), from it on through the FFT (:meth:`precondition_fft`; d = 833: 25 vs 40 ms)."""
         return _toeplitz_precondition(self, c, x, axis)
 
     def precondition_fft(self, c, x, axis=0):
