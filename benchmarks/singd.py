@@ -58,7 +58,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from benchmarks._singd_models import make_problem  # noqa: E402
+from benchmarks._singd_models import make_problem, n_params as count_params  # noqa: E402
 from qsim.optim import STRUCTURES, find_dense_layers, needs_layer_stats, singd, value_grad_and_stats  # noqa: E402
 
 T = 10
@@ -71,7 +71,7 @@ def tree_bytes(tree) -> int:
 def kfac_state_bytes(params, itemsize: int = 4) -> int:
     """Analytic KFAC state: momentum for all params + per dense layer dense factors and their inverses, in
     ``itemsize``-byte floats (4: float32; the vmc rows run in float64)."""
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    n_params = count_params(params)
     factors = sum(2 * ((d_in + int(b)) ** 2 + d_out ** 2) for d_in, d_out, b in find_dense_layers(params).values())
     return itemsize * (n_params + factors)
 
@@ -208,7 +208,7 @@ def vmc_rows(walkers: int, structures, repeats: int, on_row):
     adam, params, adam_state = vmc_run("adam", "dense", walkers)
     adam()
     layers = params["params"] if "params" in params else params
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    n_params = count_params(params)
     kfac_bytes = kfac_state_bytes(layers, itemsize=8)
     print(f"vmc step (LiH, FermiNet-sized, {walkers} walkers, float64): {n_params} parameters, "
           f"{len(find_dense_layers(layers))} dense layers", flush=True)
@@ -322,7 +322,7 @@ def main(argv=None):
     for net, batch in problems:
         params, per_example, mean_loss, data = make_problem(net, batch)
         data = split_batches(data)
-        n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+        n_params = count_params(params)
         adamw = optax.adamw(1e-3)
         f_adam = step_fn(adamw, per_example, mean_loss)
         s_adam = adamw.init(params)
