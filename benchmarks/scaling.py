@@ -1,5 +1,5 @@
 """Time per step against device count: vmc walkers sharded over a 1-D mesh, and one evaluation of
-a statevector sharded on its leading qubits (qsim.sharded), on 1, 2 and 4 devices.
+a statevector sharded on its leading qubits (qsim.simulator.sharded), on 1, 2 and 4 devices.
 
 Two measurements, both written to benchmarks/results/scaling.json:
 
@@ -82,8 +82,9 @@ def worker(counts, vmc_cfg, n_qubits, layers, reps):
     import numpy as np
 
     jax.config.update("jax_enable_x64", True)
-    from qsim import distributed, sharded
-    from qsim import statevector as sv
+    from qsim.infra import meshes as distributed
+    from qsim.simulator import sharded
+    from qsim.simulator import statevector as sv
 
     step, st0 = _vmc_setup(vmc_cfg)
     c = _circuit(n_qubits, layers)

@@ -41,7 +41,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import qsim  # noqa: E402
-from qsim import statevector as sv  # noqa: E402
+from qsim.simulator import statevector as sv  # noqa: E402
 
 LAYERS = 10
 
@@ -317,7 +317,7 @@ def run(args) -> dict:
 
 
 def engine_of(prog) -> str:
-    """``native`` (C++ kernels, qsim.native), ``gemm`` (XLA products) or ``scan``."""
+    """``native`` (C++ kernels, qsim.simulator.native), ``gemm`` (XLA products) or ``scan``."""
     steps = getattr(prog, "steps", None)
     if steps is None:
         return "scan"
@@ -326,7 +326,7 @@ def engine_of(prog) -> str:
 
 def native_info() -> dict:
     """Whether the native kernels are used here, and how long loading (or first compiling) them took."""
-    from qsim import native
+    from qsim.simulator import native
     t = time.perf_counter()
     ok = native.available()
     return {"available": ok, "load_s": time.perf_counter() - t, "flags": " ".join(native.FLAGS),

@@ -66,7 +66,7 @@ def plot(record: dict, runs_dir: Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     pairs = record["pairs"]
     fig, axes = plt.subplots(3, len(pairs), figsize=(4.5 * len(pairs), 9), squeeze=False, sharex="col")
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from vmc import train
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     out = Path(args.out)
     json_path = out / "vmc_fr_vs_wqmc.json"

@@ -3,9 +3,9 @@
     python benchmarks/vqe.py            # ladder UCCSD: H2 (4 qubits), LiH (2,3) (6), LiH (4,4) (8); + compact H2
     python benchmarks/vqe.py --quick    # H2 (ladder, compact) and LiH (2,3)
 
-For each molecule (PySCF STO-3G, Jordan-Wigner) the UCCSD circuit of :mod:`qsim.vqe` is exported
-unchanged to PennyLane (:func:`qsim.convert.to_pennylane_ops`, Hamiltonian through
-:func:`qsim.convert.to_pennylane_hamiltonian`) and one energy + full gradient is timed on
+For each molecule (PySCF STO-3G, Jordan-Wigner) the UCCSD circuit of :mod:`qsim.chem.vqe` is exported
+unchanged to PennyLane (:func:`qsim.interop.convert.to_pennylane_ops`, Hamiltonian through
+:func:`qsim.interop.convert.to_pennylane_hamiltonian`) and one energy + full gradient is timed on
 
 - qsim: ``vqe.energy_and_grad`` (jitted ``jax.value_and_grad`` of the statevector energy);
 - PennyLane ``default.qubit``, ``diff_method="backprop"``, JAX interface, under ``jax.jit``;
@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qsim import vqe  # noqa: E402
-from qsim.chemistry import molecular_hamiltonian  # noqa: E402
+from qsim.chem import vqe  # noqa: E402
+from qsim.chem.hamiltonians import molecular_hamiltonian  # noqa: E402
 
 
 def _time(fn, repeats: int) -> tuple[float, list[float]]:
@@ -56,7 +56,7 @@ def _time(fn, repeats: int) -> tuple[float, list[float]]:
 def bench_case(system: str, active, form: str, repeats: int, max_fuse: int | None = None) -> dict:
     import pennylane as qml
 
-    from qsim.convert import to_pennylane_hamiltonian, to_pennylane_ops
+    from qsim.interop.convert import to_pennylane_hamiltonian, to_pennylane_ops
 
     mh = molecular_hamiltonian(system, basis="sto-3g", active=active)
     ans = vqe.uccsd(mh, form=form)
@@ -75,7 +75,7 @@ def bench_case(system: str, active, form: str, repeats: int, max_fuse: int | Non
     h_pl = to_pennylane_hamiltonian(h)
     # lightning's adjoint serialiser rejects read-only arrays, and Circuit.unitary stores its matrix
     # read-only: hand PennyLane a copy of the circuit with writable matrices
-    from qsim.circuit import Circuit, Op
+    from qsim.circuits.circuit import Circuit, Op
 
     c_pl = Circuit(n)
     c_pl.num_params = c.num_params

@@ -15,8 +15,8 @@ A step of the 4- or 8-step formula is a sequence of ``e^{i a K}`` and ``e^{i b V
   for a fixed network) with phase kickback; :func:`step_gate_counts` counts it as oracle calls.
 
 :func:`mottonen_counts` gives generic amplitude loading's cost (2^{q+2} - 5 RZ, 2^{q+2} - 4q - 4
-CNOT for q qubits) for comparison. Export with the shared converters (``qsim.convert.to_qiskit``,
-``qsim.convert.to_pennylane_ops``) or run on ``qsim.get_backend("qiskit:aer")``.
+CNOT for q qubits) for comparison. Export with the shared converters (``qsim.interop.convert.to_qiskit``,
+``qsim.interop.convert.to_pennylane_ops``) or run on ``qsim.get_backend("qiskit:aer")``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 
 from flows.evolve import step_unitary_ops
 from flows.grid import Grid
+import qsim
 
 __all__ = ["qft_network", "kinetic_phase", "kinetic_exponential", "potential_oracle", "step_circuit",
            "step_gate_counts", "mottonen_counts"]
@@ -107,7 +108,6 @@ def step_circuit(grid: Grid, V, dt: float, formula: str = "8", alpha_ratio: floa
     """A :class:`qsim.Circuit` on ``grid.num_qubits`` wires for one step of ``formula`` ('4' or
     '8') with the potential ``V`` (grid.shape) at the step's midpoint time; it maps the grid
     state (flat, C order) exactly as :func:`flows.evolve.evolve` does for one step."""
-    import qsim
 
     if grid.num_qubits > 24:
         raise ValueError(f"{grid.num_qubits} qubits is too many for a simulated step circuit")
@@ -123,7 +123,6 @@ def step_circuit(grid: Grid, V, dt: float, formula: str = "8", alpha_ratio: floa
 def step_gate_counts(n: int, d: int = 1, formula: str = "8") -> dict:
     """Gate counts of one step without the V oracle, from a built circuit on ``n`` qubits per
     dimension: ``{"h", "phase", "cphase", "total", "oracle_calls", "qubits"}``."""
-    import qsim
 
     grid = Grid(int(n), int(d), 1.0)
     c = qsim.Circuit(grid.num_qubits)

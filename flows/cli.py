@@ -16,6 +16,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+from qsim.infra.cli import add_common_arguments
+from qsim.infra.cli import resolve_config
+from flows.targets import from_samples, get_target
+from flows.evolve import FORMULAS
+from flows.grid import axis_points
+import jax
+import jax.numpy as jnp
+from flows.estimate import tail_mask, tail_probability
+from flows.evolve import evolve, reference_probabilities
+from flows.grid import boundary_mass, coordinates, make_grid, state_from_density
+from flows.hamiltonian import check_velocity
+from flows.learn import LearnerConfig, learned_flow, train
+from flows.metrics import bhattacharyya, overlap, probabilities, total_variation
+from flows.targets import gaussian
+from qsim.infra.runs import RunDir, atomic_write_bytes
+import io
 
 __all__ = ["register", "run_flow", "DEFAULTS"]
 
@@ -35,7 +51,6 @@ DEFAULTS = {
 
 
 def register(subparsers) -> None:
-    from qsim.cli import add_common_arguments
 
     p = subparsers.add_parser("flow", help="wavefunction flows: learn a flow, simulate it on qubits",
                               description=__doc__.splitlines()[0])
@@ -50,7 +65,6 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    from qsim.cli import resolve_config
 
     cfg = resolve_config(DEFAULTS, args, cli_keys=["target", "qubits_per_dim", "steps", "formula",
                                                     "learner.learner", "learner.steps"])
@@ -64,7 +78,6 @@ def _main(args) -> int:
 
 
 def _load_target(name: str):
-    from flows.targets import from_samples, get_target
 
     if isinstance(name, str) and name.startswith("file:"):
         path = name[5:]
@@ -75,7 +88,6 @@ def _load_target(name: str):
 
 
 def _validate(cfg: dict) -> None:
-    from flows.evolve import FORMULAS
 
     if str(cfg["formula"]) not in FORMULAS:
         raise ValueError(f"unknown formula {cfg['formula']!r}; choose one of {FORMULAS}")
@@ -95,7 +107,6 @@ def _figure(path, grid, ref, prob, target_prob) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from flows.grid import axis_points
 
     ax = axis_points(grid)
     if grid.d == 1:
@@ -122,19 +133,9 @@ def _figure(path, grid, ref, prob, target_prob) -> None:
 
 def run_flow(cfg: dict, out, progress: bool = True) -> dict:
     """Run the whole pipeline for a resolved configuration; returns the summary dict."""
-    import jax
 
     jax.config.update("jax_enable_x64", True)   # an entry point: the physics needs float64
-    import jax.numpy as jnp
 
-    from flows.estimate import tail_mask, tail_probability
-    from flows.evolve import evolve, reference_probabilities
-    from flows.grid import boundary_mass, coordinates, make_grid, state_from_density
-    from flows.hamiltonian import check_velocity
-    from flows.learn import LearnerConfig, learned_flow, train
-    from flows.metrics import bhattacharyya, overlap, probabilities, total_variation
-    from flows.targets import gaussian
-    from qsim.runs import RunDir, atomic_write_bytes
 
     _validate(cfg)
     target = _load_target(cfg["target"])
@@ -179,7 +180,6 @@ def run_flow(cfg: dict, out, progress: bool = True) -> dict:
         }
         run.log_metrics(lcfg.steps, phase=1, loss=info["final_loss"],
                         nonfinite_steps=info["nonfinite_steps"], **values)
-        import io
 
         buf = io.BytesIO()
         np.savez(buf, psi=psi, reference=ref, target=pt, source=p0 / p0.sum())

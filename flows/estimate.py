@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from flows.grid import coordinates
+import qsim
 
 __all__ = ["tail_mask", "tail_probability", "mlae", "mlae_uses", "monte_carlo", "compare_errors",
            "grover_circuit", "state_preparation_unitary"]
@@ -24,7 +26,6 @@ __all__ = ["tail_mask", "tail_probability", "mlae", "mlae_uses", "monte_carlo", 
 
 def tail_mask(grid, threshold: float, axis: int = 0) -> np.ndarray:
     """Boolean mask (grid.shape) of the tail event ``x_axis > threshold``."""
-    from flows.grid import coordinates
 
     if not 0 <= axis < grid.d:
         raise ValueError(f"axis {axis} out of range for a {grid.d}-dimensional grid")
@@ -119,7 +120,6 @@ def state_preparation_unitary(psi) -> np.ndarray:
 def grover_circuit(psi, mask, m: int):
     """``Q^m A`` as a :class:`qsim.Circuit` on ``log2(len(psi))`` wires (dense unitaries, small
     registers): measuring the good set ``mask`` (flat bool) has probability ``sin^2((2m+1) theta)``."""
-    import qsim
 
     psi = np.asarray(psi).ravel()
     M = psi.size

@@ -30,6 +30,9 @@ import numpy as np
 from flows.grid import Grid, check_memory, coordinates, wavenumbers
 from flows.hamiltonian import (Flow, apply_hamiltonian, dense_hamiltonian, kinetic_diagonal,
                                potential_on_grid, velocity_on_grid)
+import jax
+import jax.numpy as jnp
+from threadpoolctl import threadpool_limits
 
 __all__ = ["FORMULAS", "evolve", "pushforward_logdensity", "push_samples",
            "reference_probabilities", "sine_check_flow", "sine_check_density", "step_unitary_ops"]
@@ -81,8 +84,6 @@ def evolve(psi0, flow: Flow, grid: Grid, T: float, steps: int, formula: str = "8
     Returns the final state (a JAX array for the product formulas and 'split', numpy for 'exact'),
     same shape, dtype complex of ``psi0``'s precision.
     """
-    import jax
-    import jax.numpy as jnp
 
     formula = _check_common(psi0, flow, grid, T, steps, formula)
     dt = float(T) / int(steps)
@@ -176,7 +177,6 @@ def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) 
     c1, c2 = 0.5 - s3 / 6, 0.5 + s3 / 6
     w1, w2 = (3 - 2 * s3) / 12, (3 + 2 * s3) / 12
 
-    import jax
 
     vfun = jax.jit(lambda t: velocity_on_grid(flow, grid, t))
 
@@ -193,7 +193,6 @@ def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) 
     if not np.all(np.isfinite(v_test)):
         raise ValueError(f"velocity field is not finite on the grid at t={t0}")
     try:  # BLAS threads thrash on a loaded machine; one thread is fastest for these sizes
-        from threadpoolctl import threadpool_limits
         limit = threadpool_limits(1)
     except ImportError:  # pragma: no cover
         limit = None
@@ -210,8 +209,6 @@ def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) 
 
 
 def _divergence(velocity: Callable):
-    import jax
-    import jax.numpy as jnp
 
     def div(x, t):
         return jnp.trace(jax.jacfwd(velocity, argnums=0)(x, t))
@@ -227,8 +224,6 @@ def pushforward_logdensity(flow: Flow, logp0: Callable, points, T: float, steps:
     back-traced point is wrapped into the box [-L, L)^d before ``logp0`` (the torus).
     Returns shape ``(M,)``.
     """
-    import jax
-    import jax.numpy as jnp
 
     points = jnp.asarray(points)
     if points.ndim != 2 or points.shape[1] != flow.d:
@@ -262,8 +257,6 @@ def pushforward_logdensity(flow: Flow, logp0: Callable, points, T: float, steps:
 
 def push_samples(flow: Flow, x0, T: float, steps: int = 100, t0: float = 0.0, L: float | None = None):
     """Push samples ``x0`` (M, d) forward along the flow with RK4; wrapped into the box with ``L``."""
-    import jax
-    import jax.numpy as jnp
 
     x0 = jnp.asarray(x0)
     h = float(T) / int(steps)
@@ -286,7 +279,6 @@ def push_samples(flow: Flow, x0, T: float, steps: int = 100, t0: float = 0.0, L:
 def reference_probabilities(flow: Flow, logp0: Callable, grid: Grid, T: float, steps: int = 200,
                             t0: float = 0.0) -> np.ndarray:
     """The pushforward density at the grid points, normalised to probabilities (``grid.shape``)."""
-    import jax.numpy as jnp
 
     pts = jnp.asarray(coordinates(grid).reshape(-1, grid.d))
     lp = np.asarray(pushforward_logdensity(flow, logp0, pts, T, steps, t0, L=grid.L), np.float64)
@@ -300,7 +292,6 @@ def reference_probabilities(flow: Flow, logp0: Callable, grid: Grid, T: float, s
 
 def sine_check_flow(amplitude: float = 0.8) -> Flow:
     """``v = A sin(x)(1 + t/2)``, ``V = -A cos(x)(1 + t/2)`` on the box [-pi, pi)."""
-    import jax.numpy as jnp
 
     def potential(x, t):
         return -amplitude * jnp.cos(x[0]) * (1 + t / 2)

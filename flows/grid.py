@@ -18,6 +18,7 @@ import os
 import warnings
 
 import numpy as np
+import jax.numpy as jnp
 
 __all__ = ["Grid", "make_grid", "wavenumbers", "coordinates", "axis_points", "spectral_derivative",
            "state_from_density", "boundary_mass", "warn_boundary", "check_memory", "memory_limit_bytes"]
@@ -127,7 +128,6 @@ def wavenumbers(grid: Grid, nyquist_zero: bool = True) -> np.ndarray:
 
 def spectral_derivative(psi, grid: Grid, axis: int):
     """d psi / d x_axis by FFT with the Nyquist mode zeroed; ``psi`` shape ``grid.shape``."""
-    import jax.numpy as jnp
 
     k = jnp.asarray(wavenumbers(grid, True))
     shape = [1] * grid.d

@@ -19,6 +19,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from flows.grid import Grid, boundary_mass, check_memory, coordinates, wavenumbers
+import jax
+import jax.numpy as jnp
 
 __all__ = ["Flow", "gradient_flow", "velocity_flow", "velocity_on_grid", "potential_on_grid",
            "apply_hamiltonian", "dense_hamiltonian", "derivative_matrix", "kinetic_diagonal",
@@ -42,7 +44,6 @@ class Flow(NamedTuple):
 
 def gradient_flow(potential: Callable, d: int) -> Flow:
     """The flow ``v = grad_x potential(x, t)`` (``potential``: ``(x (d,), t) -> ()``)."""
-    import jax
 
     return Flow(velocity=jax.grad(potential, argnums=0), d=int(d), potential=potential)
 
@@ -53,15 +54,12 @@ def velocity_flow(velocity: Callable, d: int) -> Flow:
 
 
 def _flat_points(grid: Grid, dtype):
-    import jax.numpy as jnp
 
     return jnp.asarray(coordinates(grid).reshape(-1, grid.d), dtype=dtype)
 
 
 def velocity_on_grid(flow: Flow, grid: Grid, t, dtype=None):
     """``v`` at every grid point at time ``t``: shape ``grid.shape + (d,)``."""
-    import jax
-    import jax.numpy as jnp
 
     if flow.d != grid.d:
         raise ValueError(f"flow dimension d={flow.d} does not match the grid dimension d={grid.d}")
@@ -74,8 +72,6 @@ def velocity_on_grid(flow: Flow, grid: Grid, t, dtype=None):
 
 def potential_on_grid(flow: Flow, grid: Grid, t, dtype=None):
     """``V`` at every grid point at time ``t``: shape ``grid.shape``."""
-    import jax
-    import jax.numpy as jnp
 
     if flow.d != grid.d:
         raise ValueError(f"flow dimension d={flow.d} does not match the grid dimension d={grid.d}")
@@ -96,7 +92,6 @@ def apply_hamiltonian(psi, v_grid, grid: Grid):
       v_grid: velocity on the grid, shape ``grid.shape + (d,)`` (real).
     Returns: shape ``grid.shape``.
     """
-    import jax.numpy as jnp
 
     if psi.shape != grid.shape:
         raise ValueError(f"state shape {psi.shape} does not match the grid shape {grid.shape}")
@@ -173,8 +168,6 @@ def check_velocity(flow: Flow, grid: Grid, times=(0.0, 0.5, 1.0), prob=None,
     ``mass_tol`` near the box edge; a non-periodic field with less boundary mass only warns.
     Returns ``{"max_speed", "periodic_jump", "boundary_mass"}``.
     """
-    import jax
-    import jax.numpy as jnp
 
     if flow.d != grid.d:
         raise ValueError(f"flow dimension d={flow.d} does not match the grid dimension d={grid.d}")
@@ -221,7 +214,6 @@ def helmholtz_potential(v_grid, grid: Grid):
     Returns ``(V (grid.shape), curl_fraction)`` where ``curl_fraction`` is the relative norm of
     the dropped divergence-free part ``||v - grad V|| / ||v||``.
     """
-    import jax.numpy as jnp
 
     k = jnp.asarray(wavenumbers(grid, True))
     ks = []

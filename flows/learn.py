@@ -25,6 +25,11 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from flows.hamiltonian import Flow
+import flax.linen as nn
+import jax.numpy as jnp
+import jax
+import optax
+from tqdm.auto import tqdm
 
 __all__ = ["LearnerConfig", "FlowNet", "TrainState", "init_learner", "make_loss", "make_train_step",
            "learned_flow", "train", "LEARNERS", "batch"]
@@ -49,7 +54,6 @@ class LearnerConfig:
 
 
 def _flax():
-    import flax.linen as nn
 
     class _FlowNet(nn.Module):
         L: float
@@ -63,7 +67,6 @@ def _flax():
 
         @nn.compact
         def __call__(self, x, t):
-            import jax.numpy as jnp
 
             m = jnp.arange(1, self.n_freq + 1, dtype=x.dtype)
             ang = (math.pi / self.L) * x[:, None] * m[None, :]
@@ -106,8 +109,6 @@ def _check_cfg(cfg: LearnerConfig):
 def _build(cfg: LearnerConfig, d: int, L: float):
     """Model, optimiser, jitted init and jitted train step for one configuration (cached, so that
     repeated and resumed runs in one process compile once)."""
-    import jax
-    import optax
 
     out = d if cfg.learner == "cfm" else None
     model = FlowNet(L, d, out, cfg.width, cfg.depth, cfg.n_freq, cfg.t_freq)
@@ -123,8 +124,6 @@ def _build(cfg: LearnerConfig, d: int, L: float):
 
 def init_learner(cfg: LearnerConfig, d: int, L: float, seed: int = 0, dtype=None):
     """``(model, optimizer, TrainState)`` for ``cfg`` on the box [-L, L)^d."""
-    import jax
-    import jax.numpy as jnp
 
     _check_cfg(cfg)
     dtype = dtype or jnp.float32
@@ -135,8 +134,6 @@ def init_learner(cfg: LearnerConfig, d: int, L: float, seed: int = 0, dtype=None
 
 def make_loss(model, learner: str, L: float) -> Callable:
     """``loss(params, x0 (B, d), x1 (B, d), t (B,)) -> ()`` for ``learner``."""
-    import jax
-    import jax.numpy as jnp
 
     def wrap(x):
         return jnp.mod(x + L, 2 * L) - L
@@ -176,9 +173,6 @@ def make_loss(model, learner: str, L: float) -> Callable:
 def make_train_step(loss_fn: Callable, opt) -> Callable:
     """A jitted ``step(state, x0, x1, t) -> (state, loss, ok)``; a non-finite loss or gradient
     leaves the state unchanged (``ok`` False)."""
-    import jax
-    import jax.numpy as jnp
-    import optax
 
     @jax.jit
     def step(state: TrainState, x0, x1, t):
@@ -206,8 +200,6 @@ def learned_flow(model, params, learner: str, d: int) -> Flow:
     """The :class:`~flows.hamiltonian.Flow` of trained ``params`` (potential for gfm/am).
 
     Parameters are cast to the dtype of the evaluation point, so the same flow runs in float64."""
-    import jax
-    import jax.numpy as jnp
 
     def cast(x):
         return jax.tree_util.tree_map(lambda p: p.astype(x.dtype), params)
@@ -229,14 +221,12 @@ def train(cfg: LearnerConfig, source, target, L: float, seed: int = 0, run=None,
           until: int | None = None):
     """Train a learner; returns ``(model, params, info)``.
 
-    With ``run`` (a :class:`qsim.runs.RunDir`) it logs ``loss`` to metrics.csv, checkpoints
+    With ``run`` (a :class:`qsim.infra.runs.RunDir`) it logs ``loss`` to metrics.csv, checkpoints
     ``(params, opt_state)`` and resumes from the last checkpoint (same numbers as an uninterrupted
     run: batches depend only on ``(seed, step)``). ``until`` stops (with a checkpoint) before
     step ``until``, as an interruption would. Raises ``FloatingPointError`` after 20
     consecutive non-finite steps.
     """
-    import jax
-    from tqdm.auto import tqdm
 
     if source.d != target.d:
         raise ValueError(f"source dimension {source.d} does not match target dimension {target.d}")

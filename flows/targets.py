@@ -15,6 +15,8 @@ import math
 from typing import Callable, NamedTuple
 
 import numpy as np
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
 
 __all__ = ["Target", "gaussian", "gaussian_mixture", "two_moons", "ring", "from_samples",
            "get_target", "TARGETS"]
@@ -40,8 +42,6 @@ class Target(NamedTuple):
 
 def gaussian_mixture(means, stds, weights=None, name: str = "gmm", L: float | None = None) -> Target:
     """Isotropic Gaussian mixture: ``means`` (K, d), ``stds`` (K,) or scalar, ``weights`` (K,)."""
-    import jax.numpy as jnp
-    from jax.scipy.special import logsumexp
 
     means = np.atleast_2d(np.asarray(means, dtype=np.float64))
     K, d = means.shape
@@ -111,7 +111,6 @@ def two_moons(noise: float = 0.12, scale: float = 1.2, n_quad: int = 256, L: flo
 
 def ring(radius: float = 2.0, width: float = 0.3, L: float = 4.0) -> Target:
     """``p(x) ∝ exp(-(|x| - radius)^2 / (2 width^2))`` in 2D (exact normalisation)."""
-    import jax.numpy as jnp
 
     R, w = float(radius), float(width)
     Z = 2 * math.pi * (w * w * math.exp(-R * R / (2 * w * w))

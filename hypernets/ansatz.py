@@ -22,6 +22,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import qsim
+import jax
+import jax.numpy as jnp
 
 __all__ = ["brickwork", "hardware_efficient", "make_ansatz", "init_params", "ANSATZE"]
 
@@ -38,7 +41,6 @@ def _check(n_qubits, depth):
 
 def brickwork(n_qubits: int, depth: int):
     """The paper's ansatz (module docstring): ``depth`` layer steps, ``2 * n_qubits * depth`` angles."""
-    import qsim
 
     _check(n_qubits, depth)
     c = qsim.Circuit(int(n_qubits))
@@ -54,7 +56,6 @@ def brickwork(n_qubits: int, depth: int):
 
 def hardware_efficient(n_qubits: int, depth: int):
     """RY + RZ on every qubit then a CNOT ladder, per layer step; ``2 * n_qubits * depth`` angles."""
-    import qsim
 
     _check(n_qubits, depth)
     c = qsim.Circuit(int(n_qubits))
@@ -82,8 +83,6 @@ def make_ansatz(name: str, n_qubits: int, depth: int, layout=None):
 
 def init_params(key, circuit, dtype=None):
     """Angles uniform in [0, 2 pi): ``(circuit.num_params,)`` (float32 unless x64 / ``dtype``)."""
-    import jax
-    import jax.numpy as jnp
 
     dtype = jnp.dtype(dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32))
     with jax.enable_x64(bool(jax.config.jax_enable_x64) or dtype == jnp.float64):
@@ -142,7 +141,6 @@ def _ladder_perm(n: int) -> np.ndarray:
 
 def _permute(psi, perm: np.ndarray, inverse: np.ndarray):
     """``psi[perm]`` whose gradient is a gather with the inverse permutation (not a scatter-add)."""
-    import jax
 
     @jax.custom_vjp
     def f(x):
@@ -157,8 +155,6 @@ def make_probs_fn(name: str, n_qubits: int, depth: int):
     vmap-able); float32 params compute in complex64, float64 in complex128. Same slot order and
     distribution as ``qsim.probs(make_ansatz(name, n, depth), params)`` (the tests check both and the
     gradient)."""
-    import jax
-    import jax.numpy as jnp
 
     _check(n_qubits, depth)
     if name not in ANSATZE:

@@ -25,6 +25,15 @@ import math
 import sys
 
 from .train import ANNEAL_T0
+from qsim.infra.cli import add_common_arguments
+import qsim
+import numpy as np
+from qsim.infra.runs import RunDir
+from tqdm import tqdm
+import os
+import jax
+from qsim.infra.cli import resolve_config
+import signal
 
 __all__ = ["register", "run", "DEFAULTS", "run_hypernet"]
 
@@ -57,7 +66,6 @@ METRIC_KEYS = ("expected_cost", "p_optimal", "p_top_k", "best_accuracy", "train_
 
 
 def register(subparsers) -> None:
-    from qsim.cli import add_common_arguments
 
     p = subparsers.add_parser("hypernet", help="quantum hypernetworks: train binary networks in superposition",
                               description=__doc__.split("\n\n")[0],
@@ -120,7 +128,6 @@ def noisy_aer_backend(p: float, seed: int = 0, method: str = "matrix_product_sta
     trajectories; ``method="matrix_product_state"`` (default) simulates each trajectory as an exact
     (untruncated) MPS, which for these shallow brickwork circuits was ~100x faster per shot than Aer's
     statevector at 18 qubits here; few-wire circuits still use one density matrix."""
-    import qsim
 
     return qsim.get_backend("qiskit:aer", noise_model=noise_model(p), seed=seed,
                             simulator_options={"method": method} if method else None)
@@ -139,7 +146,6 @@ def _plot(path, depths, table, optimal_cost):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     p = np.asarray([[r["p_optimal"] for r in table[d]] for d in depths])
@@ -163,9 +169,7 @@ def _plot(path, depths, table, optimal_cost):
 
 def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
     """Run the configured sweep (see module docstring); returns the summary dict."""
-    import numpy as np
 
-    from qsim.runs import RunDir
 
     from .landscape import compute_landscape
     from .train import train_exact, train_shots
@@ -192,7 +196,6 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
                 step[0] = int(st)
         bar = None
         if progress:
-            from tqdm import tqdm
             bar = tqdm(total=n_total, desc=f"hypernet {task.name}", unit="it")
         log_every = max(1, int(cfg["log_every"]))
         last_it = {}
@@ -288,12 +291,9 @@ def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
 
 
 def run(args) -> int:
-    import os
 
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    import jax
 
-    from qsim.cli import resolve_config
 
     cache = os.path.join(os.environ.get("QSIM_CACHE") or os.path.expanduser("~/.cache/qsim"), "jax")
     try:  # the layered simulators take a while to compile: keep them between runs
@@ -306,7 +306,6 @@ def run(args) -> int:
     if isinstance(cfg["depths"], int):
         cfg["depths"] = [cfg["depths"]]
     progress = not args.no_progress and sys.stderr.isatty()
-    import signal
 
     def _term(signum, frame):  # SIGTERM -> the run directory records "interrupted", like Ctrl-C
         raise KeyboardInterrupt

@@ -26,6 +26,13 @@ import numpy as np
 
 from .layout import bits_from_index
 from .tasks import Task, loss_value
+import jax
+import jax.numpy as jnp
+from qsim.infra.meshes import current_mesh
+from jax.sharding import NamedSharding, PartitionSpec
+from qsim.infra.meshes import make_mesh
+from qsim.infra.runs import atomic_write_bytes
+from tqdm import tqdm
 
 __all__ = ["Landscape", "compute_landscape", "evaluate_networks", "resolve_devices", "default_cache_dir", "TIE_RTOL",
            "MAX_LANDSCAPE_BITS"]
@@ -94,8 +101,6 @@ def _canonical_indices(task: Task, n: int) -> np.ndarray:
 
 
 def _make_chunk_fn(task: Task, dtype):
-    import jax
-    import jax.numpy as jnp
 
     n = task.num_bits
     d = task.data
@@ -125,13 +130,11 @@ def _make_chunk_fn(task: Task, dtype):
 
 def resolve_devices(devices=None) -> list:
     """The devices a landscape is computed on: ``None`` = the devices of the mesh set by ``qsim``'s
-    ``--devices`` (:func:`qsim.distributed.current_mesh`), or JAX's default device when none is set;
+    ``--devices`` (:func:`qsim.infra.meshes.current_mesh`), or JAX's default device when none is set;
     an int = the first ``n`` visible devices; or a sequence of ``jax.Device`` objects."""
-    import jax
 
     avail = jax.devices()
     if devices is None:
-        from qsim.distributed import current_mesh
 
         mesh = current_mesh()
         return list(mesh.devices.flat) if mesh is not None else [avail[0]]
@@ -147,10 +150,7 @@ def resolve_devices(devices=None) -> list:
 
 def _sharding(devs):
     """Split the leading (network) axis over a 1-D mesh of ``devs``."""
-    import jax
-    from jax.sharding import NamedSharding, PartitionSpec
 
-    from qsim.distributed import make_mesh
 
     if len(devs) == 1:
         return jax.sharding.SingleDeviceSharding(devs[0])
@@ -160,14 +160,12 @@ def _sharding(devs):
 def evaluate_networks(task: Task, indices, dtype: str = "float64"):
     """Cost, train accuracy and test accuracy ``(B,)`` each of the networks with basis indices
     ``indices (B,)``, through the same jitted path as :func:`compute_landscape`."""
-    import jax
 
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= 2 ** task.num_bits):
         raise ValueError(f"network indices must be in [0, 2^{task.num_bits}), got {idx.min()}..{idx.max()}")
     ctx = jax.enable_x64(True) if dtype == "float64" else _null()
     with ctx:
-        import jax.numpy as jnp
 
         fn = _make_chunk_fn(task, jnp.dtype(dtype))
         c, a, at = jax.device_get(fn(jnp.asarray(idx if dtype == "float64" else idx.astype(np.int32))))
@@ -189,7 +187,6 @@ def compute_landscape(task: Task, *, chunk_size: int | None = None, chunk_bytes:
     dtype: "float64" (exact ties; default) or "float32" (faster). Caches under ``cache_dir``
     (default :func:`default_cache_dir`) unless ``cache=False``. devices: where chunks are scored
     (:func:`resolve_devices`; each chunk's networks are split evenly over them)."""
-    import jax
 
     n = task.num_bits
     if n > MAX_LANDSCAPE_BITS:
@@ -236,12 +233,10 @@ def compute_landscape(task: Task, *, chunk_size: int | None = None, chunk_bytes:
     acc = np.empty(count, np.float32)
     acc_te = np.empty(count, np.float32)
     with ctx:
-        import jax.numpy as jnp
 
         fn = _make_chunk_fn(task, jnp.dtype(dtype))
         bar = None
         if progress:
-            from tqdm import tqdm
             bar = tqdm(total=count, desc=f"landscape {task.name}", unit="net")
         idx_dtype = np.int64 if dtype == "float64" else np.int32
         for lo in range(0, count, chunk_size):
@@ -263,7 +258,6 @@ def compute_landscape(task: Task, *, chunk_size: int | None = None, chunk_bytes:
         cost, acc, acc_te = cost[inverse], acc[inverse], acc_te[inverse]
     land = Landscape(cost, acc, acc_te)
     if path is not None:
-        from qsim.runs import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, cost=cost, train_accuracy=acc, test_accuracy=acc_te,

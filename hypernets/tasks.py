@@ -29,6 +29,8 @@ import numpy as np
 
 from .data import Dataset, digits_data, gaussian_data, make_dataset
 from .layout import Choice, Layout, Weights
+import jax
+import jax.numpy as jnp
 
 __all__ = ["Task", "make_task", "gaussian_task", "digits_task", "get_task", "TASKS", "WEIGHT_VALUE_OPTIONS",
            "loss_value"]
@@ -39,8 +41,6 @@ LOSSES = ("mse", "bce")
 
 def loss_value(loss, z, y):
     """Loss of one network: logits ``z (n,)``, labels ``y (n,)`` in {0, 1} -> scalar (jax)."""
-    import jax
-    import jax.numpy as jnp
 
     if loss == "mse":
         return jnp.mean((jax.nn.sigmoid(z) - y) ** 2)
@@ -87,7 +87,6 @@ class Task:
 
     def cost_numpy(self, bits) -> np.ndarray:
         """Reference cost of networks ``bits (B, N)`` with the task's own forward (no vmap/jit)."""
-        import jax.numpy as jnp
 
         bits = np.atleast_2d(np.asarray(bits))
         out = []
@@ -138,8 +137,6 @@ GAUSSIAN_LAYOUT = Layout([Weights("W1", (2, 4)), Weights("b1", (4,)), Weights("W
 
 def gaussian_forward(p, x):
     """2-4-1 binary network: ``z = f(x W1 + b1) . W2 + b2`` with f = ReLU (choice 0) or sigmoid (1)."""
-    import jax
-    import jax.numpy as jnp
 
     h = _mm(x, p["W1"]) + p["b1"]                               # (n, 4)
     h = jnp.where(p["activation"] == 0, jax.nn.relu(h), jax.nn.sigmoid(h))
@@ -149,8 +146,6 @@ def gaussian_forward(p, x):
 def _mm(a, b):
     """``a @ b`` in full precision: float32 landscapes on a GPU would otherwise multiply in TF32
     (10-bit mantissa), enough to split or merge cost ties."""
-    import jax
-    import jax.numpy as jnp
 
     return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
@@ -182,7 +177,6 @@ def digits_forward(p, x):
 def digits_values_forward(p, x):
     """Logistic regression whose bits map to (low, 1) with low from the ``weight_values`` choice
     ({0,1}, {-1,1}, {-2,1}, {-3,1}); bit 1 -> 1, bit 0 -> low, for the 16 weights and the bias."""
-    import jax.numpy as jnp
 
     low = jnp.asarray([v[0] for v in WEIGHT_VALUE_OPTIONS], dtype=p["w"].dtype)[p["weight_values"]]
     w = low + (p["w"] + 1) / 2 * (1 - low)

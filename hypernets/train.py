@@ -40,6 +40,11 @@ import numpy as np
 from .ansatz import init_params, make_ansatz, make_probs_fn
 from .landscape import TIE_RTOL, Landscape
 from .layout import bits_from_index, index_from_bits
+import jax
+import jax.numpy as jnp
+import qsim
+import optax
+from scipy.optimize import minimize
 
 __all__ = ["RestartResult", "evaluate", "make_exact_objective", "train_exact", "log_costs", "anneal_temperatures",
            "ANNEAL_T0", "sample_cost",
@@ -91,8 +96,6 @@ def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None 
     auxiliary output, so there is a single compilation); params ``(2 n depth,)``. engine: "fast" (the
     specialised layered simulator) or "qsim" (``qsim.probs`` on the circuit); both compute the same
     distribution. ``probs_fn`` is the un-jitted distribution."""
-    import jax
-    import jax.numpy as jnp
 
     costs = np.asarray(costs)
     n = int(costs.shape[0]).bit_length() - 1 if n_qubits is None else int(n_qubits)
@@ -102,7 +105,6 @@ def make_exact_objective(costs, ansatz: str = "brickwork", n_qubits: int | None 
     if engine == "fast":
         probs_fn = make_probs_fn(ansatz, n, depth)
     elif engine == "qsim":
-        import qsim
 
         def probs_fn(params):
             return qsim.probs(circuit, params)
@@ -144,9 +146,6 @@ def make_anneal_stage(probs_fn, costs, stage_iters: int, log: bool = True):
     """``stage(X, T) -> (X, F)``: ``stage_iters`` L-BFGS iterations (optax, fresh memory) of
     ``F(theta) = p . log C~ + T sum p log p`` for every row of ``X (R, P)`` at once (jit + vmap);
     ``log=False`` uses the cost itself instead of :func:`log_costs`."""
-    import jax
-    import jax.numpy as jnp
-    import optax
 
     opt = optax.lbfgs(memory_size=20)
 
@@ -174,7 +173,6 @@ def make_anneal_stage(probs_fn, costs, stage_iters: int, log: bool = True):
 def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
     """scipy L-BFGS-B; when it stops early on a failed line search (common with float32 values) while
     still improving, it restarts from where it stopped with a fresh memory, until ``max_iter``."""
-    from scipy.optimize import minimize
 
     dtype = x0.dtype
     it = [0]
@@ -203,8 +201,6 @@ def _lbfgs(vg, x0, max_iter: int, tol: float, callback):
 
 
 def _adam(vg, x0, steps: int, lr: float, callback):
-    import jax.numpy as jnp
-    import optax
 
     opt = optax.adam(lr)
     x = jnp.asarray(x0)
@@ -237,8 +233,6 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
     metrics). Restart ``r`` uses key ``fold_in(key(seed), r)`` so restarts are reproducible one by one
     (``start`` skips the first ones, for resuming); on_restart(restart, RestartResult) is called as each
     restart finishes (for checkpoints). The objective is compiled once for all restarts."""
-    import jax
-    import jax.numpy as jnp
 
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
@@ -303,7 +297,6 @@ class StatevectorSampler:
     name = "statevector"
 
     def sample(self, circuit, params, shots: int, key=None):
-        import qsim
 
         return np.asarray(qsim.sample(circuit, params, shots=int(shots), key=key))
 
@@ -315,7 +308,6 @@ def resolve_backend(name_or_backend, **options):
             raise TypeError(f"backend {name_or_backend!r} has no sample(circuit, params, shots=, key=) method")
         return name_or_backend
     try:
-        import qsim
 
         return qsim.get_backend(name_or_backend, **options)
     except ModuleNotFoundError:
@@ -340,7 +332,6 @@ def sample_cost(backend, circuit, params, costs, shots: int, key) -> tuple[float
 
 def parameter_shift_grad(backend, circuit, params, costs, shots: int, key) -> np.ndarray:
     """Parameter-shift gradient of the shot-estimated Born cost; ``2 P`` circuit runs of ``shots``."""
-    import jax
 
     params = np.asarray(params, dtype=np.float64)
     g = np.zeros_like(params)
@@ -356,7 +347,6 @@ def parameter_shift_grad(backend, circuit, params, costs, shots: int, key) -> np
 
 def spsa_grad(backend, circuit, params, costs, shots: int, key, c: float = 0.2, n_dirs: int = 1) -> np.ndarray:
     """SPSA gradient estimate (``n_dirs`` random ±1 directions, 2 circuit runs each)."""
-    import jax
 
     params = np.asarray(params, dtype=np.float64)
     g = np.zeros_like(params)
@@ -377,8 +367,6 @@ def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shot
     shot estimate ``expected_cost`` (± ``expected_cost_stderr``), ``most_probable`` (the most
     frequent network in ``final_shots`` samples with its empirical frequency, cost and accuracies),
     ``history`` (estimated cost per step) and ``circuit_runs``."""
-    import jax
-    import optax
 
     if gradient not in ("parameter_shift", "spsa"):
         raise ValueError(f"gradient must be 'parameter_shift' or 'spsa', got {gradient!r}")

@@ -34,9 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsim.circuit import Circuit, Op, ParamRef
-from qsim.gates import FOUR_TERM, TWO_TERM
-from qsim.operators import PauliSum
+from qsim.circuits.circuit import Circuit, Op, ParamRef
+from qsim.circuits.gates import FOUR_TERM, TWO_TERM
+from qsim.circuits.operators import PauliSum
+from qsim.circuits.circuit import Op as _Op
+from qsim.backends import get_backend
+from qsim.backends.base import seed_from_key
 
 __all__ = ["expand_slots", "shift_rule", "parameter_shift_grad", "parameter_shift", "spsa_grad",
            "make_expval", "parameter_shift_stderr"]
@@ -70,7 +73,6 @@ def _generator_frequencies(op: Op, j: int) -> tuple[float, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _controlled_rule(name: str, j: int, n_controls: int):
-    from qsim.circuit import Op as _Op
 
     freqs = _generator_frequencies(_Op(name, tuple(range(n_controls + 1)), (), n_controls=n_controls), j)
     if freqs == (1.0,):
@@ -165,7 +167,6 @@ def parameter_shift_stderr(circuit: Circuit, params, observable: PauliSum, shots
     """Exact standard error ``(P,)`` of the ``shots``-shot parameter-shift gradient (needs an exact
     backend; default ``statevector``): ``sqrt(sum_k c_k**2 Var_k / shots)`` summed over uses."""
     if backend is None:
-        from qsim.backends import get_backend
 
         backend = get_backend("statevector")
     ex, slot_of_use, rows, coefs, uses = _shift_table(circuit)
@@ -199,7 +200,6 @@ def spsa_grad(evaluate_batch: Callable, params, key, n_samples: int = 1, epsilon
 
 
 def _seed(key) -> int | None:
-    from qsim.backends.base import seed_from_key
 
     return seed_from_key(key)
 
@@ -230,7 +230,6 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
     jax-ml/jax#24255).
     """
     if isinstance(backend, str):
-        from qsim.backends import get_backend
 
         backend = get_backend(backend)
     if gradient not in ("parameter-shift", "spsa"):

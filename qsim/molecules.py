@@ -1,6 +1,6 @@
 """The molecule catalog: geometries (bohr), charge, spin and exact non-relativistic reference energies.
 
-Plain data plus one lookup, so that every package (qsim.chemistry here; vmc later) reads the same
+Plain data plus one lookup, so that every package (qsim.chem.hamiltonians here; vmc later) reads the same
 numbers. Positions are in bohr; energies in Hartree; ``spin`` is ``n_up - n_down`` (PySCF's
 ``Mole.spin``); ``reference_energy`` is the exact non-relativistic, clamped-nuclei total energy from
 shared/references/notes.md (None where none is known).

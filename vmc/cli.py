@@ -11,18 +11,22 @@ same command again resumes from the last checkpoint (raise --steps to continue t
 """
 
 from __future__ import annotations
+from vmc.train import DEFAULTS
+from qsim.infra.cli import add_common_arguments
+import os
+from qsim.infra.cli import resolve_config
+from vmc import train
+import sys
 
 __all__ = ["register", "run"]
 
 
 def _defaults():
-    from vmc.train import DEFAULTS
 
     return DEFAULTS
 
 
 def register(subparsers) -> None:
-    from qsim.cli import add_common_arguments
 
     p = subparsers.add_parser("vmc", help="neural-wavefunction VMC for molecules (FR-QVMC / WQMC)",
                               description=__doc__.split("\n\n")[0],
@@ -47,11 +51,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import os
 
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    from qsim.cli import resolve_config
-    from vmc import train
 
     train.enable_x64()
     cfg = resolve_config(_defaults(), args, cli_keys=["system", "charge", "spin", "objective", "optimizer",
@@ -66,7 +67,6 @@ def run(args) -> int:
     train.validate_config(train._merge(train.DEFAULTS, cfg))
     progress = not args.no_progress
     if progress:
-        import sys
 
         progress = sys.stderr.isatty()
     summary = train.train(cfg, out=args.out, progress=progress)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vmc.systems import Molecule
+import folx
 
 __all__ = ["potential_energy", "make_potential", "laplacian_and_gradient", "make_local_energy",
            "make_local_energy_gradient", "kinetic_energy"]
@@ -59,7 +60,6 @@ def laplacian_and_gradient(f: Callable[[jax.Array], jax.Array], x: jax.Array,
     ``method="jvp"``: the Hessian diagonal by a jvp of the gradient along each unit vector.
     ``method="hessian"``: trace of the full Hessian (reference for tests)."""
     if method == "folx":
-        import folx
 
         out = folx.forward_laplacian(f, sparsity_threshold=0)(x)
         grad = out.jacobian.dense_array.reshape(-1)

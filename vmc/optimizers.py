@@ -40,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
+from vmc import singd_adapter
+from vmc.optimizer_api import VMCOptimizer, schedule
 
 __all__ = ["VMCOptimizer", "make_optimizer", "OPTIMIZERS", "schedule", "WQMC_SR_LEARNING_RATE"]
 
@@ -47,23 +49,6 @@ OPTIMIZERS = ("adam", "lamb", "sgd", "sr", "singd", "kfac")
 # SR's default learning rate for the WQMC direction (projected): He runs held the energy minimum at
 # 5e-3 and left it at 1.25e-2 (docs/vmc.md); Fisher-Rao keeps the "sr" default below (0.1).
 WQMC_SR_LEARNING_RATE = 5e-3
-
-
-class VMCOptimizer(NamedTuple):
-    """init(params) -> state; update(grads, state, params, walkers) -> (updates, state);
-    update_fr(c, state, params, walkers) -> (updates, state, log|psi|) or None (module docstring)."""
-
-    init: Callable[[Any], Any]
-    update: Callable[..., tuple[Any, Any]]
-    name: str
-    update_fr: Callable[..., tuple[Any, Any, Any]] | None = None
-
-
-def schedule(learning_rate: float, decay: float | None):
-    """lr / (1 + t / decay) (constant if decay is None or <= 0)."""
-    if decay is None or decay <= 0:
-        return lambda t: jnp.asarray(learning_rate)
-    return lambda t: learning_rate / (1.0 + t / decay)
 
 
 class SRState(NamedTuple):
@@ -194,7 +179,6 @@ def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
             raise ValueError("optimizer 'sr' needs log_psi")
         return _sr(log_psi, lr, decay, damping, norm_constraint, project=bool(project), kernel_dtype=kernel_dtype)
     if name == "singd":
-        from vmc import singd_adapter
 
         return singd_adapter.make(log_psi, module, lr_fn, damping, singd_options or {})
     # kfac

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from qsim.optim import layer_statistics, needs_layer_stats, singd
+from vmc.optimizer_api import VMCOptimizer
 
 __all__ = ["make"]
 
@@ -25,9 +27,7 @@ class _State(NamedTuple):
 
 
 def make(log_psi, module, lr_fn, damping: float, options: dict):
-    from qsim.optim import layer_statistics, needs_layer_stats, singd
 
-    from vmc.optimizers import VMCOptimizer
 
     if log_psi is None:
         raise ValueError("optimizer 'singd' needs log_psi")

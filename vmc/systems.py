@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qsim import molecules as _molecules
+import jax
+import jax.numpy as jnp
 
 __all__ = ["Molecule", "CATALOG", "ELEMENTS", "ANGSTROM_TO_BOHR", "get", "from_xyz", "from_pyscf",
            "catalog_names"]
@@ -102,8 +104,6 @@ class Molecule:
     def initial_electrons(self, key, n_walkers: int, noise: float = 1.0):
         """(n_walkers, 3 N) float64 start positions: electrons placed at nuclei (each atom gets about
         its neutral share, up/down alternating) plus N(0, noise^2) per coordinate."""
-        import jax
-        import jax.numpy as jnp
 
         centres = self._electron_centres()
         base = jnp.asarray(centres.reshape(-1), dtype=jnp.float64)

@@ -1,7 +1,7 @@
 """The VMC driver: pretraining, burn-in, then per step MCMC -> objective -> optimiser update.
 
 ``train(config, out=None)`` runs one configuration (see :data:`DEFAULTS`; nested dicts) and returns
-the summary dict. With ``out`` it writes a run directory (qsim.runs.RunDir): config.json,
+the summary dict. With ``out`` it writes a run directory (qsim.infra.runs.RunDir): config.json,
 metrics.csv (one row per step: energy, variance, grad_eloc_norm, acceptance, step_size, n_kept,
 nan_skips, step_time_s, error_mha), summary.json, checkpoints/ and energy.png; an existing run
 directory of the same configuration resumes from its last checkpoint and reaches the same numbers
@@ -41,12 +41,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qsim import distributed, samplers
+from qsim import samplers
+from qsim.infra import meshes as distributed
 from vmc import objectives as objectives_mod
 from vmc import optimizers as optimizers_mod
 from vmc import stats, systems
 from vmc.hamiltonian import make_local_energy
 from vmc.networks import make_wavefunction
+import importlib
+from threadpoolctl import threadpool_limits
+from qsim.infra.runs import RunDir
+from tqdm import tqdm
+from vmc.pretrain import pretrain
+from qsim.infra.plots import plot_runs
 
 __all__ = ["DEFAULTS", "PRECISIONS", "Precision", "TrainState", "train", "build", "enable_x64",
            "molecule_from_config", "NanError", "cast_floats", "single_threaded_blas"]
@@ -117,9 +124,7 @@ def single_threaded_blas():
     busy, a 256 x 256 LU then cost tens of ms instead of ~1 ms and the median LiH step was 1.5-4x
     slower (docs/vmc.md). train() runs inside it; the step's heavy products are XLA's, not BLAS's."""
     try:
-        import importlib
 
-        from threadpoolctl import threadpool_limits
 
         importlib.import_module("scipy.linalg")  # loads the OpenBLAS that jaxlib's LAPACK kernels call
     except ImportError:
@@ -360,7 +365,6 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
 
     run_ctx = None
     if out is not None:
-        from qsim.runs import RunDir
 
         cfg_record = {**cfg, "system": mol.name if not isinstance(cfg["system"], str) else cfg["system"]}
         run_ctx = RunDir.open(out, command="vmc", config=cfg_record, defaults=DEFAULTS)
@@ -378,7 +382,6 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
         else:
             mcmc = make_mcmc(b, int(cfg["mcmc"]["steps"]))
             if cfg["pretrain"]["steps"] > 0:
-                from vmc.pretrain import pretrain
 
                 t0 = time.perf_counter()
                 pre = pretrain(b.wf, mol, state.params, state.walkers, k_pre, steps=int(cfg["pretrain"]["steps"]),
@@ -396,13 +399,12 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
                 w, s, _ = mcmc(state.params, w, s, jax.random.fold_in(k_burn, r))
             state = state._replace(walkers=w, step_size=s)
 
-        state = distributed.place(state)  # walkers sharded over qsim.distributed's mesh (--devices), if any
+        state = distributed.place(state)  # walkers sharded over qsim.infra.meshes's mesh (--devices), if any
         step_fn = make_train_step(b, int(cfg["mcmc"]["steps"]))
         n_steps = int(cfg["steps"])
         energies: list[float] = []
         bar = None
         if progress and n_steps > start:
-            from tqdm import tqdm
 
             bar = tqdm(total=n_steps, initial=start, desc=f"vmc {mol.name}", unit="step", dynamic_ncols=True)
         try:
@@ -453,7 +455,6 @@ def train(config: dict | None = None, out: str | None = None, progress: bool = F
             np.size(x) for x in jax.tree_util.tree_leaves(state.params))))
         if run_ctx is not None and run.is_writer:
             try:
-                from qsim.plot import plot_runs
 
                 plot_runs([run.path], run.path / "energy.png")
             except Exception as exc:  # a figure must never fail a finished run

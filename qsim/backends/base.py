@@ -15,7 +15,7 @@ where it cannot (hardware). ``key`` is a ``jax.random`` key or an int seed; with
 shot-based call draws from the backend's own generator (seeded by its ``seed=`` option), so a
 sequence of calls is reproducible but calls differ from each other.
 
-Shot-based expectation values of a :class:`~qsim.operators.PauliSum` are estimated the same way on
+Shot-based expectation values of a :class:`~qsim.circuits.operators.PauliSum` are estimated the same way on
 every backend: the terms are split into qubit-wise commuting groups (greedy, in term order); each
 group is measured with ``shots`` shots after rotating X -> Z (H) and Y -> Z (Sdg, H); the estimate
 is the sum of the group means plus the identity coefficient. Its variance is
@@ -31,8 +31,9 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from qsim.circuit import Circuit
-from qsim.operators import PauliSum
+from qsim.circuits.circuit import Circuit
+from qsim.circuits.operators import PauliSum
+import jax
 
 __all__ = ["Capabilities", "Backend", "BaseBackend", "Estimate", "MeasurementGroup", "group_observable",
            "rotated_circuit", "seed_from_key", "check_shots", "bits_from_indices"]
@@ -104,7 +105,6 @@ def seed_from_key(key) -> int | None:
         if key < 0:
             raise ValueError(f"seed must be non-negative, got {key}")
         return int(key) % (2**31 - 1)
-    import jax
 
     try:
         if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):

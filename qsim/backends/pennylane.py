@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities
-from qsim.convert import to_pennylane_hamiltonian, to_pennylane_ops
-from qsim.gates import GATES
+from qsim.interop.convert import to_pennylane_hamiltonian, to_pennylane_ops
+from qsim.circuits.gates import GATES
 
 __all__ = ["PennyLaneBackend"]
 

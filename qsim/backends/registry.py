@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from importlib import metadata
 from typing import Callable
+from qsim.backends.statevector import StatevectorBackend
+from qsim.backends.pennylane import PennyLaneBackend
+from qsim.backends.qiskit import QiskitBackend
 
 __all__ = ["get_backend", "register_backend", "available_backends", "ENTRY_POINT_GROUP"]
 
@@ -29,7 +32,6 @@ _PLUGINS: dict[str, object] | None = None  # lazily loaded entry points: name ->
 
 
 def _statevector(spec, **options):
-    from qsim.backends.statevector import StatevectorBackend
 
     if spec:
         raise ValueError(f"'statevector' takes no sub-name, got 'statevector:{spec}'")
@@ -37,7 +39,6 @@ def _statevector(spec, **options):
 
 
 def _pennylane(spec, **options):
-    from qsim.backends.pennylane import PennyLaneBackend
 
     if not spec:
         raise ValueError("name a PennyLane device: 'pennylane:default.qubit', 'pennylane:lightning.qubit', ...")
@@ -45,7 +46,6 @@ def _pennylane(spec, **options):
 
 
 def _qiskit(spec, **options):
-    from qsim.backends.qiskit import QiskitBackend
 
     if not spec:
         raise ValueError("name a Qiskit backend: 'qiskit:aer', 'qiskit:fake_manila', 'qiskit:ibm_<device>', ...")

@@ -1,6 +1,6 @@
 """The ``statevector`` backend: qsim's JAX simulator behind the backend protocol.
 
-Exact calls (``shots=None``) return JAX values straight from :mod:`qsim.statevector`, so ``jax.grad``
+Exact calls (``shots=None``) return JAX values straight from :mod:`qsim.simulator.statevector`, so ``jax.grad``
 and ``jax.jit`` flow through ``backend.expval`` / ``backend.probs``. Shot calls simulate once per
 parameter row and draw from the exact probabilities with a NumPy generator seeded from ``key``
 (measurement-basis changes are applied to the state, so no extra circuit is compiled).
@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities, _moments, bits_from_indices, group_observable
-from qsim.gates import GATES
-from qsim.statevector import expval as sv_expval
-from qsim.statevector import _prepare_params, memory_limit_bytes, probs as sv_probs, simulate
+from qsim.circuits.gates import GATES
+from qsim.simulator.statevector import expval as sv_expval
+from qsim.simulator.statevector import _prepare_params, memory_limit_bytes, probs as sv_probs, simulate
 
 __all__ = ["StatevectorBackend"]
 

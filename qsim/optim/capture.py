@@ -43,6 +43,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 
 __all__ = ["LayerStats", "value_grad_and_stats", "layer_statistics", "capture_dense"]
 
@@ -68,7 +69,6 @@ class _Recorder:
 
 def _interceptor(next_fun, args, kwargs, context):
     rec = getattr(_local, "recorder", None)
-    import flax.linen as nn
 
     if rec is None or context.method_name != "__call__" or not isinstance(context.module, nn.Dense):
         return next_fun(*args, **kwargs)
@@ -91,7 +91,6 @@ def capture_dense(eps=None):
     """Context in which every ``nn.Dense`` call is recorded (input) and perturbed (output + eps[key]);
     yields the recorder. Keys are ``"<module path>#<call index>"``. Low-level; prefer
     :func:`value_grad_and_stats`."""
-    import flax.linen as nn
 
     prev = getattr(_local, "recorder", None)
     rec = _Recorder(eps)

@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["State", "Info", "Kernel", "Point", "refresh"]
 
@@ -136,7 +137,6 @@ def merge_params(defaults: dict, params, positive: tuple[str, ...] = ("step_size
         if name in merged:
             value = merged[name]
             if _is_concrete(value):
-                import numpy as np
                 arr = np.asarray(value)
                 if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
                     raise ValueError(f"{name} must be positive and finite; got {value!r}")
@@ -163,7 +163,6 @@ def draw(key, shape, dtype):
     ``log_u (walkers,)`` the log of a uniform in (0, 1) per walker. A single uniform draw of
     ``(k + 1, walkers)`` feeds both (normals through erfinv, as ``jax.random.normal`` does)."""
     w, k = shape
-    import numpy as np
     lo = float(np.nextafter(np.asarray(-1.0, dtype), np.asarray(0.0, dtype)))
     u = jax.random.uniform(key, (k + 1, w), dtype=dtype, minval=lo, maxval=1.0)
     xi = jnp.sqrt(jnp.asarray(2.0, dtype)) * jax.lax.erf_inv(u[:k])

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from qsim.cli import main
-from qsim.runs import read_metrics
+from qsim.infra.cli import main
+from qsim.infra.runs import read_metrics
 
 
 def test_qsim_flow_cli_writes_the_run_directory(tmp_path):

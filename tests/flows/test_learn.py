@@ -8,7 +8,7 @@ from flows.grid import coordinates, make_grid, state_from_density
 from flows.learn import LearnerConfig, batch, init_learner, learned_flow, make_loss, train
 from flows.metrics import bhattacharyya, probabilities
 from flows.targets import gaussian, get_target
-from qsim.runs import RunDir
+from qsim.infra.runs import RunDir
 
 
 def test_network_is_periodic_on_the_box():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import hypernets.cli as hcli
-from qsim.cli import main
-from qsim.runs import read_metrics
+from qsim.infra.cli import main
+from qsim.infra.runs import read_metrics
 
 
 @pytest.fixture

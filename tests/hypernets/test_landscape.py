@@ -126,7 +126,7 @@ def test_landscape_sharded_over_four_devices_equals_one_device(tiny_task):
         np.testing.assert_array_equal(four.test_accuracy, one.test_accuracy)
     x = jax.device_put(np.arange(8), _sharding(resolve_devices(4)))
     assert x.sharding.device_set == set(devs[:4]) and len(x.addressable_shards) == 4
-    from qsim import distributed
+    from qsim.infra import meshes as distributed
 
     assert resolve_devices() == [devs[0]]                  # no mesh set: the default device
     with distributed.using(distributed.make_mesh(4)):      # what `qsim ... --devices 4` sets

@@ -32,7 +32,7 @@ def test_gaussian_exact_mode_best_depth_puts_half_the_mass_on_the_optima(gaussia
 
 
 def test_success_vs_depth_curve_via_cli(tmp_path):
-    from qsim.cli import main
+    from qsim.infra.cli import main
 
     out = tmp_path / "sweep"
     assert main(["hypernet", "--task", "gaussian", "--depth", "1", "2", "3", "4", "5", "6", "--restarts", "10",

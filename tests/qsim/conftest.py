@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsim.gates import GATES
+from qsim.circuits.gates import GATES
 
 
 def op_values(op, params):

@@ -541,7 +541,7 @@ def test_service_errors_never_leak_the_token(monkeypatch):
 def test_token_never_reaches_run_directory_or_logs(tmp_path, monkeypatch, caplog):
     """Fake token in the environment; a logged VQE-style workflow on the hardware path with a run dir."""
     from qsim.gradients import make_expval
-    from qsim.runs import RunDir
+    from qsim.infra.runs import RunDir
 
     monkeypatch.setenv("QISKIT_IBM_TOKEN", FAKE_TOKEN)
     ServiceDouble.instances.clear()

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from qsim.chemistry import (MolecularHamiltonian, build_mole, excitations, hf_state, molecular_hamiltonian,
+from qsim.chem.hamiltonians import (MolecularHamiltonian, build_mole, excitations, hf_state, molecular_hamiltonian,
                             number_operator, sector_ground_energy, sz_operator)
 from qsim.molecules import CATALOG, get_molecule
-from qsim.operators import PauliSum
+from qsim.circuits.operators import PauliSum
 
 
 @pytest.fixture(scope="module", params=["jordan_wigner", "parity"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim.convert import (from_openfermion, from_pennylane, from_pennylane_hamiltonian, from_qiskit,
+from qsim.interop.convert import (from_openfermion, from_pennylane, from_pennylane_hamiltonian, from_qiskit,
                           from_qiskit_statevector, from_sparse_pauli_op, to_netket, to_openfermion,
                           to_pennylane_hamiltonian, to_pennylane_ops, to_qiskit, to_qnode, to_sparse_pauli_op)
 

@@ -1,4 +1,4 @@
-"""qsim.distributed: the device switch and multi-host flags of every sub-command, the
+"""qsim.infra.meshes: the device switch and multi-host flags of every sub-command, the
 jax.distributed.initialize call path, meshes over the 4 CPU devices of the test session
 (tests/conftest.py), batches of circuit parameters sharded through qsim.simulate under vmap, and a
 two-process jax.distributed vmc run on loopback where process 0 alone writes the run directory."""
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim import distributed
-from qsim.cli import build_parser, main
+from qsim.infra import meshes as distributed
+from qsim.infra.cli import build_parser, main
 
 pytestmark = pytest.mark.multidevice  # 4 CPU devices: run by tests/test_multidevice.py
 
@@ -113,7 +113,7 @@ def _free_port() -> int:
 
 
 def _metrics(path):
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     return read_metrics(path)
 
@@ -129,7 +129,7 @@ def test_two_process_vmc_run_on_loopback(tmp_path):
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
     outs = [tmp_path / "run", tmp_path / "not_written"]
-    procs = [subprocess.Popen([sys.executable, "-m", "qsim.cli", *VMC, "--coordinator", f"127.0.0.1:{port}",
+    procs = [subprocess.Popen([sys.executable, "-m", "qsim", *VMC, "--coordinator", f"127.0.0.1:{port}",
                                "--num-processes", "2", "--process-id", str(i), "--out", str(outs[i])],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim.gates import GATES
+from qsim.circuits.gates import GATES
 
 FIXED_WIDTH = [g for g in GATES.values() if g.num_wires is not None]
 

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import qsim
-from qsim.gates import FOUR_TERM, GATES, TWO_TERM
+from qsim.circuits.gates import FOUR_TERM, GATES, TWO_TERM
 from qsim.gradients import (expand_slots, make_expval, parameter_shift, parameter_shift_grad,
                             parameter_shift_stderr, shift_rule, spsa_grad)
 

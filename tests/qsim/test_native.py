@@ -1,7 +1,7 @@
-"""The native CPU kernels (qsim.native, qsim/_native/apply_block.cc) and the engine built on them.
+"""The native CPU kernels (qsim.simulator.native, qsim/_native/apply_block.cc) and the engine built on them.
 
 The kernels are checked against a dense NumPy reference and against the XLA kernels of
-qsim._kernels on random unitaries, every block width 1..5 and wire sets that include the lowest
+qsim.simulator.kernels on random unitaries, every block width 1..5 and wire sets that include the lowest
 wires (the ones inside a SIMD vector); the native engine against the scan engine, finite
 differences and the NumPy reference; the fallback to the XLA GEMM engine gives the same numbers.
 """
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim import _kernels as K
-from qsim import native
-from qsim import statevector as sv
+from qsim.simulator import kernels as K
+from qsim.simulator import native
+from qsim.simulator import statevector as sv
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C++ compiler?)")
 
@@ -87,7 +87,7 @@ def test_kernel_rejects_bad_blocks():
     with pytest.raises(Exception, match="does not match"):
         native.apply(x, jnp.zeros((2, 8, 8)), (1, 2), 6)
     with pytest.raises(ValueError, match="at most 5 wires"):
-        from qsim import fusion
+        from qsim.simulator import fusion
         gates = sv._gates_of(_circuit(7, 6, seed=0, wide=True))
         fusion.plan([gates], 7, sv._is_diag, sv._is_monomial, native=True)
 
@@ -185,7 +185,7 @@ def test_fallback_to_xla_gemm(monkeypatch, caplog):
     monkeypatch.setattr(native, "_build", lambda cxx, out: (_ for _ in ()).throw(RuntimeError("compile failed")))
     native._load.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger="qsim.native"):
+        with caplog.at_level(logging.WARNING, logger="qsim.simulator.native"):
             assert not native.available()
             assert not native.available()
         assert sum("compile failed" in r.getMessage() for r in caplog.records) == 1

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from qsim.chemistry import molecular_hamiltonian
-from qsim.operators import PauliSum
+from qsim.chem.hamiltonians import molecular_hamiltonian
+from qsim.circuits.operators import PauliSum
 
 pytest.importorskip("netket")
 
@@ -17,7 +17,7 @@ def h2():
 
 
 def test_netket_operator_equals_qsim_matrix(h2):
-    from qsim.nqs import to_netket_operator
+    from qsim.chem.nqs import to_netket_operator
 
     hilbert, op = to_netket_operator(h2.qubit_hamiltonian, h2.n_qubits)
     assert hilbert.size == 4
@@ -30,7 +30,7 @@ def test_netket_operator_equals_qsim_matrix(h2):
 
 def test_h2_rbm_within_one_millihartree(h2):
     """Complex RBM, NetKet VMC + SR with exact sums; the exact variational energy is within 1 mHa."""
-    from qsim.nqs import run_nqs
+    from qsim.chem.nqs import run_nqs
 
     res = run_nqs(h2.qubit_hamiltonian, h2.n_qubits, steps=150, sampler="full", seed=0)
     assert res.exact_energy > h2.fci_energy - 1e-9      # variational
@@ -40,7 +40,7 @@ def test_h2_rbm_within_one_millihartree(h2):
 
 def test_cli_nqs_run_directory(tmp_path):
     """Monte Carlo MCState (exact sampler) through `qsim vqe --ansatz nqs`: the run-directory contract."""
-    from qsim.cli import main
+    from qsim.infra.cli import main
 
     out = tmp_path / "nqs"
     rc = main(["vqe", "--system", "H2", "--ansatz", "nqs", "--steps", "20", "--out", str(out), "--no-progress",
@@ -57,7 +57,7 @@ def test_cli_nqs_run_directory(tmp_path):
 
 
 def test_bad_nqs_input(h2):
-    from qsim.nqs import run_nqs
+    from qsim.chem.nqs import run_nqs
 
     with pytest.raises(ValueError, match="steps must be a positive int"):
         run_nqs(h2.qubit_hamiltonian, 4, steps=0)

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from qsim import cli, runs
+from qsim.infra import cli
+from qsim.infra import runs
 
 
 def test_run_directory_contract(tmp_path):
@@ -117,7 +118,7 @@ def test_config_resolution(tmp_path):
 
 
 def test_console_script_help_and_version():
-    out = subprocess.run([sys.executable, "-m", "qsim.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "qsim", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("qsim ")
-    out = subprocess.run([sys.executable, "-m", "qsim.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "qsim", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: qsim" in out.stdout

@@ -1,4 +1,4 @@
-"""The sharded statevector (qsim.sharded) against the single-device simulator on the 4 CPU devices of
+"""The sharded statevector (qsim.simulator.sharded) against the single-device simulator on the 4 CPU devices of
 the test session (tests/conftest.py): states to 1e-6 (complex128 reaches ~1e-15), expectations and
 their gradients, with gates on the sharded (leading) qubits that force all-to-all qubit swaps."""
 import jax
@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import unitary_group
 
 import qsim
-from qsim import sharded
+from qsim.simulator import sharded
 
 pytestmark = pytest.mark.multidevice  # 4 CPU devices: run by tests/test_multidevice.py
 
@@ -150,7 +150,7 @@ import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 assert jax.device_count() == 8
 import qsim
-from qsim import sharded
+from qsim.simulator import sharded
 from test_sharded import random_circuit
 c = random_circuit(7, 20, 11)
 p = jnp.asarray(np.random.default_rng(11).normal(size=c.num_params))

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qsim
-from qsim.circuit import ParamRef, Op
-from qsim.gates import GATES, op_shift_rule
+from qsim.circuits.circuit import ParamRef, Op
+from qsim.circuits.gates import GATES, op_shift_rule
 
 ONE_TWO = [g for g in GATES.values() if g.num_wires in (1, 2)]
 
@@ -65,7 +65,7 @@ def test_expval_of_random_pauli_sums(case):
     # and against PennyLane's own expectation
     import pennylane as qml
 
-    from qsim.operators import PauliSum  # noqa: F401
+    from qsim.circuits.operators import PauliSum  # noqa: F401
     ops = []
     for coeff, s in h:
         word = {w: {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}[ch](w) for w, ch in s}

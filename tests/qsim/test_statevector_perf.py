@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import pytest
 
 import qsim
-from qsim import statevector as sv
+from qsim.simulator import statevector as sv
 
 
 def _random_circuit(n: int, n_gates: int, seed: int) -> qsim.Circuit:
@@ -188,7 +188,7 @@ def test_dense_wide_unitary_and_wide_trainable_gate(numpy_state, haar):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the GEMM engine (qsim.fusion): wide blocks as matrix products on a tracked wire layout
+# the GEMM engine (qsim.simulator.fusion): wide blocks as matrix products on a tracked wire layout
 # ---------------------------------------------------------------------------------------------------
 def _gemm(c, k):
     return sv._runner_and_program(c, "complex128", k, "gemm")[0]
@@ -242,7 +242,7 @@ def test_gemm_engine_gradient_and_real_path(numpy_state, real_circuit):
 def test_gemm_layout_transposes_return_to_wire_order():
     """A transpose of merged axes is a permutation of the wires; every product acts on the leading
     axes, consecutive blocks on the same wires need no transpose, and the plan ends in wire order."""
-    from qsim import fusion
+    from qsim.simulator import fusion
     n = 5
     x = jnp.arange(2 * 2 ** n, dtype=jnp.float64).reshape(2, -1)
     new = (3, 4, 0, 1, 2)

@@ -9,9 +9,9 @@ import pytest
 import scipy.linalg as sla
 
 from qsim import Circuit, simulate
-from qsim import vqe
-from qsim.chemistry import molecular_hamiltonian
-from qsim.operators import PauliSum
+from qsim.chem import vqe
+from qsim.chem.hamiltonians import molecular_hamiltonian
+from qsim.circuits.operators import PauliSum
 
 CHEMICAL_ACCURACY = 1.6e-3  # Hartree
 
@@ -157,7 +157,7 @@ def test_bad_vqe_input(h2):
 
 
 def test_cli_run_directory(tmp_path):
-    from qsim.cli import main
+    from qsim.infra.cli import main
 
     out = tmp_path / "lih"
     rc = main(["vqe", "--system", "LiH", "--basis", "sto-3g", "--active", "2,2", "--backend", "statevector",

@@ -17,7 +17,7 @@ ARGS = ["--system", "H", "--optimizer", "adam", "--steps", "400", "--walkers", "
 
 
 def _cmd(out):
-    return [sys.executable, "-m", "qsim.cli", "vmc", *ARGS, "--out", str(out)]
+    return [sys.executable, "-m", "qsim", "vmc", *ARGS, "--out", str(out)]
 
 
 def _env(cache):
@@ -62,7 +62,7 @@ def test_sigkill_and_resume_gives_the_same_numbers(tmp_path):
     assert b["status"] == "completed" and b["steps"] == a["steps"] == 400
     for k in ("energy", "energy_stderr", "variance"):
         assert a[k] == b[k], (k, a[k], b[k])
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     ma, mb = read_metrics(full), read_metrics(crashed)
     assert list(mb["step"]) == list(range(400))          # each step once after the resume

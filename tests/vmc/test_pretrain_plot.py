@@ -23,7 +23,7 @@ def test_hartree_fock_orbitals_and_pretraining_fit():
 
 
 def test_plot_overlays_runs_generic_over_metrics(tmp_path):
-    from qsim.plot import plot_runs
+    from qsim.infra.plots import plot_runs
 
     for name, ref in (("a", -1.0), ("b", None)):
         d = tmp_path / name

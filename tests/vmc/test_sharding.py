@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding
 
-from qsim import distributed
+from qsim.infra import meshes as distributed
 from vmc import train
 
 pytestmark = pytest.mark.multidevice  # 4 CPU devices: run by tests/test_multidevice.py

@@ -25,7 +25,7 @@ def _check_run(s, run, steps):
     for k in ("system", "objective", "optimizer", "energy", "energy_stderr", "variance", "reference_energy",
               "error_mha", "command", "status", "steps", "wall_time_s"):
         assert k in summary, k
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     m = read_metrics(run)
     assert len(m["step"]) == steps
@@ -93,7 +93,7 @@ def test_nan_guard_rolls_back_and_stops(tmp_path):
            "mcmc": {"steps": 2, "burn_in": 0}}
     with pytest.raises(train.NanError, match="3 consecutive steps"):
         train.train(cfg, out=str(tmp_path / "nan"), log=lambda *a: None)
-    from qsim.runs import read_metrics
+    from qsim.infra.runs import read_metrics
 
     m = read_metrics(tmp_path / "nan")
     skips = list(m["nan_skips"])

@@ -7,7 +7,7 @@ The ``2**n`` amplitudes are split on the ``k`` leading (most significant) qubits
 
 - Gates on the ``n - k`` *local* qubits act inside each device's block: runs of such gates become
   one sub-circuit on ``n - k`` wires, applied by the ordinary single-device simulator
-  (:func:`qsim.statevector.simulate`, with its gate fusion) under :func:`jax.shard_map`.
+  (:func:`qsim.simulator.statevector.simulate`, with its gate fusion) under :func:`jax.shard_map`.
 - A gate whose only sharded qubits are controls needs no communication: every device knows its own
   bits, and the gate (with its remaining controls) acts on the devices where those bits are 1
   (``lax.cond`` inside the shard). CNOT, CZ, CRX..., Toffoli, CSWAP, MCX and ``Circuit.ctrl`` gates
@@ -27,11 +27,11 @@ The ``2**n`` amplitudes are split on the ``k`` leading (most significant) qubits
 Usage::
 
     mesh = jax.make_mesh((4,), ("d",))            # any mesh of 2^k devices
-    psi = qsim.sharded.simulate(circuit, params, mesh=mesh)   # (2**n,), sharded on wires 0, 1
-    e = qsim.sharded.expval(circuit, params, H, mesh=mesh)
+    psi = qsim.simulator.sharded.simulate(circuit, params, mesh=mesh)   # (2**n,), sharded on wires 0, 1
+    e = qsim.simulator.sharded.expval(circuit, params, H, mesh=mesh)
 
 Everything is a pure JAX function of ``params`` (jit, grad and vmap compose). With one device it
-is :func:`qsim.statevector.simulate`.
+is :func:`qsim.simulator.statevector.simulate`.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsim import statevector as sv
-from qsim.circuit import Circuit, Op
-from qsim.operators import PauliSum, _masks
+from qsim.simulator import statevector as sv
+from qsim.circuits.circuit import Circuit, Op
+from qsim.circuits.operators import PauliSum, _masks
+from jax.sharding import AxisType, Mesh
+from jax.sharding import PartitionSpec as P
 
 __all__ = ["qubit_mesh", "plan", "simulate", "probs", "expval", "Plan"]
 
@@ -57,7 +59,6 @@ __all__ = ["qubit_mesh", "plan", "simulate", "probs", "expval", "Plan"]
 def qubit_mesh(mesh=None, n_devices: int | None = None):
     """A ``(2,) * k`` mesh with axes ``q0 .. q{k-1}`` (axis ``q<g>`` indexes global qubit ``g``) from
     any mesh of ``2**k`` devices, or from the first ``n_devices`` devices (default all)."""
-    from jax.sharding import AxisType, Mesh
 
     if mesh is not None:
         devs = list(mesh.devices.flat)
@@ -206,7 +207,6 @@ def _swap_local(x, g: int, j: int, m: int):
 
 
 def _spec(k: int):
-    from jax.sharding import PartitionSpec as P
 
     return P(tuple(f"q{g}" for g in range(k)))
 
@@ -214,7 +214,6 @@ def _spec(k: int):
 @functools.lru_cache(maxsize=64)
 def _runner(circuit_ref, qmesh, cdtype_name: str):
     """A jitted params -> sharded state for one (circuit, mesh, dtype)."""
-    from jax.sharding import PartitionSpec as P
 
     circuit = circuit_ref.circuit
     k = _n_global(qmesh)
@@ -282,7 +281,7 @@ def _setup(circuit, params, mesh, n_devices, dtype):
 def simulate(circuit: Circuit, params=None, *, mesh=None, n_devices: int | None = None, dtype=None):
     """The final state ``(2**n,)`` sharded over ``mesh`` (any mesh of ``2**k`` devices; default the
     first ``n_devices``, all visible) on wires ``0 .. k-1``. Equal to
-    :func:`qsim.statevector.simulate` up to rounding."""
+    :func:`qsim.simulator.statevector.simulate` up to rounding."""
     qmesh, k, params, cdtype = _setup(circuit, params, mesh, n_devices, dtype)
     if k == 0:
         return sv.simulate(circuit, params, dtype=cdtype)
@@ -299,7 +298,6 @@ def probs(circuit: Circuit, params=None, *, mesh=None, n_devices: int | None = N
 @functools.lru_cache(maxsize=64)
 def _expval_fn(terms: tuple, n: int, qmesh):
     """A jitted sharded state -> <P> for Pauli terms ((coeff, x, z, ny), ...) grouped by x-mask."""
-    from jax.sharding import PartitionSpec as P
 
     k = _n_global(qmesh)
     m = n - k

@@ -1,7 +1,7 @@
-"""``qsim bench [NAME ...] [--quick]``: run the benchmark scripts of a source checkout.
+"""``python benchmarks/run.py [NAME ...] [--quick] [--list]``: run the benchmark scripts of this checkout.
 
 Each script in ``benchmarks/`` compares qsim with its peer side by side in one run and writes
-``benchmarks/results/<name>.json``; this sub-command finds them and runs them in turn.
+``benchmarks/results/<name>.json``; this runner finds them and runs them in turn.
 """
 
 from __future__ import annotations
@@ -10,22 +10,17 @@ import runpy
 import sys
 from pathlib import Path
 
-__all__ = ["register", "find_benchmarks"]
+__all__ = ["main", "find_benchmarks"]
 
 
 def find_benchmarks() -> dict[str, Path]:
-    """name -> script for the ``benchmarks/`` folder beside the installed package (source checkouts)."""
-    root = Path(__file__).resolve().parent.parent / "benchmarks"
-    if not root.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(root.glob("*.py")) if not p.stem.startswith("_")}
+    """name -> script of every benchmark in this folder (files starting with ``_`` are helpers)."""
+    root = Path(__file__).resolve().parent
+    return {p.stem: p for p in sorted(root.glob("*.py")) if not p.stem.startswith("_") and p.stem != "run"}
 
 
 def _run(args) -> int:
     found = find_benchmarks()
-    if not found:
-        raise FileNotFoundError("no benchmarks/ folder next to this qsim installation; run from a source "
-                                "checkout (pip install -e .)")
     names = args.names or sorted(found)
     unknown = [n for n in names if n not in found]
     if unknown:
@@ -41,10 +36,19 @@ def _run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="run benchmark scripts (side-by-side with peers)",
-                              description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="short versions")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    p.set_defaults(func=lambda a: (print("\n".join(find_benchmarks())) or 0) if a.list else _run(a))
+    args = p.parse_args(argv)
+    if args.list:
+        print("\n".join(find_benchmarks()))
+        return 0
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

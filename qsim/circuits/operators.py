@@ -16,6 +16,8 @@ import numbers
 from typing import Iterator
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
 
 __all__ = ["PauliSum", "X", "Y", "Z", "I", "pauli_string"]
 
@@ -177,7 +179,6 @@ class PauliSum:
     # -- linear algebra ----------------------------------------------------------------
     def to_matrix(self, n_wires: int | None = None, max_qubits: int = 24):
         """The operator as a ``scipy.sparse.csr_matrix`` of shape ``(2**n, 2**n)`` (wire 0 most significant)."""
-        import scipy.sparse as sp
 
         n = self.n_wires if n_wires is None else int(n_wires)
         if self.wires and max(self.wires) >= n:
@@ -211,7 +212,6 @@ class PauliSum:
         if m.shape[0] <= 64:
             w = np.linalg.eigvalsh(m.toarray())[:k]
         else:
-            import scipy.sparse.linalg as sla
 
             w = np.sort(sla.eigsh(m, k=k, which="SA", return_eigenvectors=False).real)
         return float(w[0]) if k == 1 else w

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from qsim.infra.runs import read_metrics
 
 __all__ = ["plot_runs", "register"]
 
@@ -64,7 +65,6 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, metrics: Sequence[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qsim.runs import read_metrics
 
     runs = [Path(r) for r in runs]
     if not runs:

@@ -1,10 +1,11 @@
-"""The ``qsim`` command line: ``qsim vmc|vqe|hypernet|flow|bench|plot ...``.
+"""The ``qsim`` command line: ``qsim vmc|vqe|hypernet|flow|plot ...``.
 
-Each sub-command lives beside its package and exposes ``register(subparsers)``; it is imported
-lazily so that ``qsim --help`` stays fast and one broken optional package never breaks the rest.
+Each sub-command lives beside its package and exposes ``register(subparsers)``; the packages declare
+them in the ``qsim.commands`` entry-point group of pyproject.toml, so this module names no application.
+They are loaded when the parser is built, and one broken optional package never breaks the rest.
 Common options (``--out``, ``--seed``, ``--config FILE.toml`` and dotted ``key=value`` overrides)
 come from :func:`add_common_arguments` and :func:`resolve_config`; so does the device switch
-(``--devices N`` and the multi-host flags, see :mod:`qsim.distributed`), which :func:`main` turns into
+(``--devices N`` and the multi-host flags, see :mod:`qsim.infra.meshes`), which :func:`main` turns into
 the mesh the sub-command runs under.
 """
 
@@ -12,22 +13,21 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
+import logging
 import sys
 import tomllib
+from importlib import metadata
 from typing import Any, Sequence
 
-__all__ = ["main", "add_common_arguments", "resolve_config"]
+from qsim.infra.validation import merge
+from qsim.infra.meshes import add_arguments as add_device_arguments
+import os
+from qsim.infra import meshes as distributed
 
-# (module, attribute) providing register(subparsers); one line per sub-command.
-SUBCOMMANDS = (
-    ("vmc.cli", "register"),
-    ("qsim.vqe_cli", "register"),
-    ("hypernets.cli", "register"),
-    ("flows.cli", "register"),
-    ("qsim.bench", "register"),
-    ("qsim.plot", "register"),
-)
+__all__ = ["main", "add_common_arguments", "resolve_config", "COMMANDS_GROUP", "build_parser"]
+
+COMMANDS_GROUP = "qsim.commands"  # entry points: name = "module:register"
+_log = logging.getLogger(__name__)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str | None = None) -> None:
@@ -38,7 +38,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str | Non
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("overrides", nargs="*", default=[],
                         help="dotted overrides key=value (e.g. network.width=64)")
-    from qsim.distributed import add_arguments as add_device_arguments
 
     add_device_arguments(parser)
 
@@ -83,23 +82,11 @@ def resolve_config(defaults: dict, args: argparse.Namespace, cli_keys: Sequence[
 
     Unknown keys are an error naming the key. ``seed`` is always included.
     """
-    import copy
-
-    cfg = copy.deepcopy(defaults)
+    cfg = merge(defaults, {})
     cfg.setdefault("seed", 0)
     if getattr(args, "config", None):
         with open(args.config, "rb") as f:
-            file_cfg = tomllib.load(f)
-
-        def merge(dst, src, ref, prefix=""):
-            for k, v in src.items():
-                if k not in ref:
-                    raise ValueError(f"unknown configuration key {prefix + k!r} in {args.config}")
-                if isinstance(v, dict) and isinstance(ref[k], dict):
-                    merge(dst.setdefault(k, {}), v, ref[k], prefix + k + ".")
-                else:
-                    dst[k] = v
-        merge(cfg, file_cfg, cfg)
+            cfg = merge(cfg, tomllib.load(f), where=str(args.config))
     for key in cli_keys:
         val = getattr(args, key.replace(".", "_").replace("-", "_"), None)
         if val is not None:
@@ -115,33 +102,39 @@ def resolve_config(defaults: dict, args: argparse.Namespace, cli_keys: Sequence[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qsim import __version__
-
-    parser = argparse.ArgumentParser(prog="qsim", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"qsim {__version__}")
+    parser = argparse.ArgumentParser(prog="qsim", description="qsim: neural quantum Monte Carlo, quantum "
+                                     "machine learning and quantum simulation on one JAX core")
+    parser.add_argument("--version", action="version", version=f"qsim {metadata.version('qsim')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module, attr in SUBCOMMANDS:
+    found = sorted(metadata.entry_points(group=COMMANDS_GROUP), key=lambda ep: ep.name)
+    if not found:
+        raise RuntimeError(f"no qsim sub-commands are installed (entry-point group {COMMANDS_GROUP!r} is empty); "
+                           "reinstall the package: pip install -e .")
+    for ep in found:
+        if ep.name in sub.choices:
+            continue  # the same distribution seen twice on sys.path
         try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                continue  # that sub-command is not built yet
-            raise
-        getattr(mod, attr)(sub)
+            register = ep.load()
+        except ImportError as e:  # an optional package that is not installed
+            _log.warning("qsim %s is unavailable: %s", ep.name, e)
+            continue
+        register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except RuntimeError as e:
+        print(f"qsim: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
         if hasattr(args, "devices"):  # sub-commands with the common arguments
-            import os
 
-            from qsim import distributed
 
             # before JAX starts its backends (GPU memory is allocated as needed, not up front)
             os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -1,6 +1,6 @@
 """Molecular qubit Hamiltonians: PySCF integrals -> fermionic operator -> qsim.PauliSum.
 
-    from qsim.chemistry import molecular_hamiltonian
+    from qsim.chem.hamiltonians import molecular_hamiltonian
     mh = molecular_hamiltonian("LiH", basis="sto-3g", active=(2, 2), mapping="jordan_wigner")
     mh.qubit_hamiltonian      # qsim.PauliSum on mh.n_qubits = 2 * n_orbitals wires (Hartree)
     mh.hf_state               # (n_qubits,) bits of the Hartree-Fock determinant in the mapping's basis
@@ -29,7 +29,9 @@ from typing import Sequence
 import numpy as np
 
 from qsim.molecules import ATOMIC_NUMBERS, check_spin, get_molecule
-from qsim.operators import PauliSum
+from qsim.circuits.operators import PauliSum
+from qsim.circuits.operators import I, Z
+import scipy.sparse.linalg as sla
 
 __all__ = ["MolecularHamiltonian", "MAPPINGS", "build_mole", "molecular_hamiltonian", "fermion_to_qubit",
            "pauli_sum_from_pennylane", "hf_state", "number_operator", "sz_operator",
@@ -255,7 +257,6 @@ def hf_state(n_alpha: int, n_beta: int, n_orbitals: int, mapping: str = "jordan_
 def number_operator(n_qubits: int, mapping: str = "jordan_wigner") -> PauliSum:
     """Total electron number ``sum_j n_j`` as a PauliSum (diagonal in the computational basis)."""
     mapping = _normalise_mapping(mapping)
-    from qsim.operators import I, Z
 
     if mapping == "jordan_wigner":
         return sum((0.5 * (I() - Z(j)) for j in range(n_qubits)), PauliSum())
@@ -269,7 +270,6 @@ def number_operator(n_qubits: int, mapping: str = "jordan_wigner") -> PauliSum:
 def sz_operator(n_qubits: int, mapping: str = "jordan_wigner") -> PauliSum:
     """``2 S_z = N_up - N_down`` as a PauliSum (diagonal in the computational basis)."""
     mapping = _normalise_mapping(mapping)
-    from qsim.operators import I, Z
 
     def n(j):
         if mapping == "jordan_wigner" or j == 0:
@@ -304,7 +304,6 @@ def sector_ground_energy(hamiltonian: PauliSum, n_qubits: int, n_electrons: int,
     if idx.size <= 2000:
         w = np.linalg.eigvalsh(sub.toarray())[:k]
     else:
-        import scipy.sparse.linalg as sla
 
         w = np.sort(sla.eigsh(sub, k=k, which="SA", return_eigenvectors=False).real)
     return float(w[0]) if k == 1 else w

@@ -6,7 +6,7 @@ of at most ``default_max_fuse(n)`` wires (consecutive gates that fit are multipl
 matrix), each block is one pass over the state that skips the structural zeros of its matrix, and the
 whole program is one jitted ``lax.scan`` over blocks, cached by the circuit's fingerprint. The passes
 run in real arithmetic on (real, imaginary) planes, and on a single real plane when every gate is
-real (:mod:`qsim._kernels` holds these kernels).
+real (:mod:`qsim.simulator.kernels` holds these kernels).
 
 Precision: float32 parameters give a complex64 state, float64 parameters complex128; ``dtype=``
 overrides. Wire 0 is the most significant bit of every basis index.
@@ -27,13 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from qsim import _kernels as _k
-from qsim import fusion as _fusion
-from qsim import native as _native
-from qsim.fusion import _embed
-from qsim.circuit import Circuit, Op
-from qsim.gates import controlled_matrix
-from qsim.operators import PauliSum, _masks
+from qsim.simulator import kernels as _k
+from qsim.simulator import fusion as _fusion
+from qsim.simulator import native as _native
+from qsim.simulator.fusion import _embed
+from qsim.circuits.circuit import Circuit, Op
+from qsim.circuits.gates import controlled_matrix
+from qsim.circuits.operators import PauliSum, _masks
 
 __all__ = ["simulate", "probs", "expval", "sample", "state_probs", "state_expval", "memory_limit_bytes",
            "MAX_FUSE"]
@@ -44,11 +44,11 @@ MAX_FUSE = 3
 FUSE3_MIN_QUBITS = 12
 
 
-# from this many qubits the GEMM engine (qsim.fusion) runs wider blocks: through the native kernels
-# (qsim.native) where they build, else as XLA matrix products
+# from this many qubits the GEMM engine (qsim.simulator.fusion) runs wider blocks: through the native kernels
+# (qsim.simulator.native) where they build, else as XLA matrix products
 GEMM_MIN_QUBITS = int(os.environ.get("QSIM_SV_GEMM_MIN_QUBITS", 16))
 GEMM_MAX_FUSE = int(os.environ.get("QSIM_SV_GEMM_FUSE", 4))
-# the same engine with the native kernels (qsim.native, the default where they build): no layout
+# the same engine with the native kernels (qsim.simulator.native, the default where they build): no layout
 NATIVE_MAX_FUSE = int(os.environ.get("QSIM_SV_NATIVE_FUSE", 3))
 MAX_FUSE_LIMIT = 6
 
@@ -525,7 +525,7 @@ def _run_inputs(prog, params, state, rdtype):
 
 
 class _GemmProgram(NamedTuple):
-    """A circuit compiled for the GEMM engine (:mod:`qsim.fusion`)."""
+    """A circuit compiled for the GEMM engine (:mod:`qsim.simulator.fusion`)."""
 
     n: int
     steps: tuple                      # fusion.Step passes, transposes included
@@ -762,7 +762,7 @@ def state_expval(state, observable: PauliSum, n_wires: int | None = None):
 
 
 def expval(circuit: Circuit, params, observable: PauliSum, *, init_state=None, dtype=None):
-    """``<psi(params)|H|psi(params)>`` for a :class:`~qsim.operators.PauliSum` ``H``."""
+    """``<psi(params)|H|psi(params)>`` for a :class:`~qsim.circuits.operators.PauliSum` ``H``."""
     if not isinstance(observable, PauliSum):
         raise TypeError(f"observable must be a qsim PauliSum, got {type(observable).__name__}")
     if observable.wires and max(observable.wires) >= circuit.n_wires:

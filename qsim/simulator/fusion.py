@@ -1,7 +1,7 @@
 """The GEMM engine of the statevector simulator: wide fused blocks as matrix products on a tracked
 wire order.
 
-Used by :mod:`qsim.statevector` for large registers (``statevector.GEMM_MIN_QUBITS`` and up, or
+Used by :mod:`qsim.simulator.statevector` for large registers (``statevector.GEMM_MIN_QUBITS`` and up, or
 ``max_fuse > 4``). The state is held as real planes ``(P, 2**n)`` whose ``n`` bit axes follow a
 tracked *layout* (a permutation of the wires) instead of the natural order. A dense block on ``k``
 wires that lead the layout is one real matrix product ``(2D, 2D) @ (2D, 2**n / D)``, ``D = 2**k``,
@@ -11,13 +11,13 @@ of merged axes (wires that stay adjacent move together, so it costs about a copy
 wires to the front; the layout goes back to the wire order once at the end. (Contracting blocks in
 the middle of the layout instead measured slower: XLA then transposes inside the product.)
 
-With the native kernels (:mod:`qsim.native`, the default on CPU when they build) there is no
+With the native kernels (:mod:`qsim.simulator.native`, the default on CPU when they build) there is no
 layout: every block, whatever its wires, is one ``"N"`` step, a single pass of a C++ kernel
 applying its dense matrix in place (:func:`plan` with ``native=True``); the backward pass is one
 kernel pass per block too (uncompute, pull back, matrix cotangent).
 
 Diagonal blocks and constant permutation blocks (X, CNOT, SWAP, CZ, Toffoli, phases) run as the
-one-pass slice kernels of :mod:`qsim._kernels` on whatever axes their wires occupy. Each block's
+one-pass slice kernels of :mod:`qsim.simulator.kernels` on whatever axes their wires occupy. Each block's
 unitary is built once per call from the parameters (plain JAX, so JAX differentiates it); the state
 passes are one ``jax.custom_vjp`` whose backward pass is the adjoint method (uncompute the state
 block by block, pull the cotangent back, and contract the two for each block's matrix cotangent), so
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from qsim import _kernels as _k
-from qsim import native as _native
+from qsim.simulator import kernels as _k
+from qsim.simulator import native as _native
 
 __all__ = ["Step", "plan", "make_runner", "transpose_layout"]
 

@@ -8,7 +8,7 @@
     c.ctrl("ry", [0], 1)        # a controlled version of any gate (new slot)
 
 A :class:`Circuit` is a builder: methods append :class:`Op` records and return the circuit, so they
-chain. The gate table (:mod:`qsim.gates`) is the single source of matrices and rules; the circuit only
+chain. The gate table (:mod:`qsim.circuits.gates`) is the single source of matrices and rules; the circuit only
 records names, wires and where each parameter comes from.
 """
 
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsim.gates import GATES, GateDef, get_gate
+from qsim.circuits.gates import GATES, GateDef, get_gate
 
 __all__ = ["Circuit", "Op", "ParamRef"]
 

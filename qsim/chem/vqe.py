@@ -1,7 +1,7 @@
 """VQE on qsim circuits: UCCSD and hardware-efficient ansätze, exact or shot-based energies, optax.
 
-    from qsim.chemistry import molecular_hamiltonian
-    from qsim import vqe
+    from qsim.chem.hamiltonians import molecular_hamiltonian
+    from qsim.chem import vqe
     mh = molecular_hamiltonian("H2", basis="sto-3g")
     ansatz = vqe.uccsd(mh)                              # a qsim.Circuit (HF preparation + excitations)
     result = vqe.run_vqe(ansatz.circuit, mh.qubit_hamiltonian, steps=100, learning_rate=0.2)
@@ -23,7 +23,7 @@ any backend (``qsim.get_backend(name)``, :func:`run_vqe_shots`, :func:`shot_esti
 parameter-shift or SPSA gradients from :mod:`qsim.gradients`. Optimisers are optax
 transformations; ``qng=True`` preconditions the gradient with the quantum Fubini-Study metric
 (quantum natural gradient, exact statevector only).
-Units: energies in Hartree when the Hamiltonian comes from :mod:`qsim.chemistry`.
+Units: energies in Hartree when the Hamiltonian comes from :mod:`qsim.chem.hamiltonians`.
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qsim.circuit import Circuit
-from qsim.operators import PauliSum
-from qsim.statevector import simulate, state_expval
+from qsim.circuits.circuit import Circuit
+from qsim.circuits.operators import PauliSum
+from qsim.simulator.statevector import simulate, state_expval
+from qsim.chem.hamiltonians import fermion_to_qubit
+from qsim.circuits.gates import GATES
+from qsim.chem.hamiltonians import _normalise_mapping, excitations, hf_state
+from qsim.backends import get_backend
+from qsim.gradients import make_expval
 
 __all__ = ["Ansatz", "uccsd", "hardware_efficient", "pauli_rotation", "excitation_generator",
            "make_energy_fn", "energy_and_grad", "metric_tensor", "VQEState", "VQEResult", "make_optimizer", "vqe_init",
@@ -114,7 +119,6 @@ def excitation_generator(indices: Sequence[int], n_qubits: int, mapping: str = "
     PauliSum (``T = a+_a a_i`` or ``a+_a a+_b a_j a_i``), mapped like the Hamiltonian."""
     import pennylane as qml
 
-    from qsim.chemistry import fermion_to_qubit
 
     idx = tuple(int(k) for k in indices)
     if any(not 0 <= k < n_qubits for k in idx) or len(set(idx)) != len(idx):
@@ -147,7 +151,6 @@ COMPACT_MAX_WIRES = 4
 
 def _ops_matrix(ops, support: Sequence[int]) -> np.ndarray:
     """The unitary of a list of fixed-angle ops, on the wires ``support`` (first = most significant)."""
-    from qsim.gates import GATES
 
     k = len(support)
     t = np.eye(2 ** k, dtype=np.complex128).reshape((2,) * k + (2 ** k,))
@@ -210,7 +213,7 @@ def uccsd(mh=None, *, n_qubits: int | None = None, n_alpha: int | None = None, n
     """The UCCSD ansatz (doubles first, then singles) on the HF determinant of ``mh``.
 
     Args:
-        mh: a :class:`qsim.chemistry.MolecularHamiltonian` (or give ``n_qubits``, ``n_alpha``,
+        mh: a :class:`qsim.chem.hamiltonians.MolecularHamiltonian` (or give ``n_qubits``, ``n_alpha``,
             ``n_beta``, ``mapping`` and ``hf_bits`` explicitly).
         singles, doubles: which excitations to include.
         form: ``"ladder"`` (default) uses only RX/RY/CNOT/RZ (native gates for every backend and
@@ -223,7 +226,6 @@ def uccsd(mh=None, *, n_qubits: int | None = None, n_alpha: int | None = None, n
     Returns:
         an :class:`Ansatz`; all-zero parameters give the HF state.
     """
-    from qsim.chemistry import _normalise_mapping, excitations, hf_state
 
     if mh is not None:
         n_qubits, n_alpha, n_beta, mapping = mh.n_qubits, mh.n_alpha, mh.n_beta, mh.mapping
@@ -538,7 +540,6 @@ def energy_and_grad(circuit: Circuit, hamiltonian: PauliSum, method: str = "auto
 # ---------------------------------------------------------------------------------------------------
 def _backend(backend):
     if isinstance(backend, str):
-        from qsim import get_backend
 
         return get_backend(backend)
     return backend
@@ -558,7 +559,6 @@ def shot_estimate(backend, circuit: Circuit, params, hamiltonian: PauliSum, shot
 def exact_stderr(circuit: Circuit, params, hamiltonian: PauliSum, shots: int) -> float:
     """The exact standard error of the grouped ``shots``-shot estimator at ``params`` (from the
     statevector backend: every qsim backend uses the same grouping)."""
-    from qsim.backends import get_backend
 
     return float(get_backend("statevector").shot_stderr(circuit, np.asarray(params, np.float64), hamiltonian,
                                                         int(shots)))
@@ -583,7 +583,6 @@ def run_vqe_shots(circuit: Circuit, hamiltonian: PauliSum, backend, *, shots: in
     shift (shared slots expanded, one batched job; :mod:`qsim.gradients`) or SPSA; an optax update.
     The final parameters are evaluated with ``final_shots`` (default ``10 * shots``) and exactly.
     """
-    from qsim.gradients import make_expval
 
     for name, v in (("shots", shots), ("steps", steps)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

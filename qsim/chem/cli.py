@@ -11,6 +11,16 @@ energy_error/variance, error_mha), checkpoints, summary.json with ``system``, ``
 """
 
 from __future__ import annotations
+from qsim.infra.cli import add_common_arguments
+import jax
+from qsim.infra.cli import resolve_config
+import numpy as np
+from qsim.infra import runs
+from qsim.chem.hamiltonians import molecular_hamiltonian
+from qsim.molecules import get_molecule
+from tqdm.auto import tqdm
+from qsim.chem import vqe
+from qsim.chem.nqs import run_nqs
 
 
 __all__ = ["register", "run", "DEFAULTS"]
@@ -36,7 +46,6 @@ DEFAULTS = {
 
 
 def register(subparsers) -> None:
-    from qsim.cli import add_common_arguments
 
     p = subparsers.add_parser("vqe", help="molecular ground state on qubits: VQE (UCCSD/HEA) or NetKet NQS",
                               description=__doc__.splitlines()[0])
@@ -72,10 +81,8 @@ def _parse_active(active):
 
 
 def run(args) -> int:
-    import jax
 
     jax.config.update("jax_enable_x64", True)
-    from qsim.cli import resolve_config
 
     cfg = resolve_config(DEFAULTS, args, cli_keys=["system", "basis", "active", "mapping", "ansatz", "backend",
                                                    "shots", "optimizer", "learning_rate", "steps", "qng"])
@@ -86,11 +93,7 @@ def run(args) -> int:
 
 def run_config(cfg: dict, out, progress: bool = False) -> int:
     """Run one VQE / NQS calculation from a resolved configuration into run directory ``out``."""
-    import numpy as np
 
-    from qsim import runs
-    from qsim.chemistry import molecular_hamiltonian
-    from qsim.molecules import get_molecule
 
     active = _parse_active(cfg["active"])
     ansatz_name = cfg["ansatz"]
@@ -110,7 +113,6 @@ def run_config(cfg: dict, out, progress: bool = False) -> int:
     def err_mha(e):
         return None if fci is None or e is None else 1000.0 * (e - fci)
 
-    from tqdm.auto import tqdm
 
     with runs.RunDir.open(out, command="vqe", config=cfg) as rd:
         rd.update_summary(system=spec.name, basis=cfg["basis"], active_space=list(mh.active_space),
@@ -119,7 +121,6 @@ def run_config(cfg: dict, out, progress: bool = False) -> int:
                           energy=None, error_mha=None)
         bar = tqdm(total=int(cfg["steps"]), desc=f"vqe {spec.name}", disable=not progress)
         if ansatz_name == "nqs":
-            from qsim.nqs import run_nqs
 
             n = cfg["nqs"]
 
@@ -139,7 +140,6 @@ def run_config(cfg: dict, out, progress: bool = False) -> int:
             bar.close()
             return 0
 
-        from qsim import vqe
 
         if ansatz_name == "uccsd":
             ansatz = vqe.uccsd(mh)
@@ -195,6 +195,6 @@ def run_config(cfg: dict, out, progress: bool = False) -> int:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    from qsim.cli import main
+    from qsim.infra.cli import main
 
     sys.exit(main(["vqe", *sys.argv[1:]]))

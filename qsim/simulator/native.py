@@ -1,9 +1,9 @@
 """Native CPU kernels for the statevector simulator, through the XLA FFI.
 
 :func:`apply` applies a dense block on 1 to 5 wires to a state held as real planes ``(P, 2**n)``
-(:mod:`qsim._kernels`' representation) in one pass, whatever wires it acts on; :func:`adjoint` is
+(:mod:`qsim.simulator.kernels`' representation) in one pass, whatever wires it acts on; :func:`adjoint` is
 one step of the adjoint method (uncompute the state, pull the cotangent back, and the block's matrix
-cotangent, in one pass). Both are ``jax.ffi.ffi_call`` s of the C++ in ``qsim/_native/apply_block.cc``
+cotangent, in one pass). Both are ``jax.ffi.ffi_call`` s of the C++ in ``qsim/simulator/_native/apply_block.cc``
 (vectorised with AVX2/FMA where the CPU has them, threads from XLA's intra-op pool), which is
 compiled with the system C++ compiler on first use (~20 s) into a per-user cache
 (``$QSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/qsim``, else ``~/.cache/qsim``), keyed by a hash of the
@@ -156,7 +156,7 @@ def _as_q(m, dtype):
 def apply(x, m, wires, n: int):
     """Planes ``x`` ``(P, 2**n)`` with the dense block ``m`` (real ``(D, D)`` or planar ``(2, D, D)``)
     applied on ``wires`` (``wires[0]`` is the matrix's most significant bit). Not differentiable by
-    itself: :mod:`qsim.fusion` wraps it in its adjoint ``custom_vjp``."""
+    itself: :mod:`qsim.simulator.fusion` wraps it in its adjoint ``custom_vjp``."""
     _require()
     mq = _as_q(m, x.dtype)
     call = jax.ffi.ffi_call(f"qsim_apply_{_suffix(x.dtype)}", jax.ShapeDtypeStruct(x.shape, x.dtype),

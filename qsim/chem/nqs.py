@@ -1,7 +1,7 @@
 """Neural quantum states through NetKet for the same qubit Hamiltonians as VQE.
 
-    from qsim.chemistry import molecular_hamiltonian
-    from qsim import nqs
+    from qsim.chem.hamiltonians import molecular_hamiltonian
+    from qsim.chem import nqs
     mh = molecular_hamiltonian("H2")
     result = nqs.run_nqs(mh.qubit_hamiltonian, mh.n_qubits, steps=300)
     result.exact_energy - mh.fci_energy          # < 1 mHa
@@ -24,7 +24,11 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from qsim.operators import PauliSum
+from qsim.circuits.operators import PauliSum
+import jax.numpy as jnp
+from jax.nn.initializers import normal
+import jax
+import optax
 
 __all__ = ["to_netket_operator", "NQSResult", "make_vstate", "state_energy", "run_nqs"]
 
@@ -96,9 +100,7 @@ def make_vstate(hilbert, *, alpha: int = 2, n_samples: int = 1024, sampler: str 
     ``init_bits`` (e.g. the Hartree-Fock bits) starts the visible biases at ``init_bias * (2 b - 1)``,
     so the initial state is peaked on that determinant instead of uniform.
     """
-    import jax.numpy as jnp
     import netket as nk
-    from jax.nn.initializers import normal
 
     if sampler == "auto":
         sampler = "exact" if hilbert.size <= 16 else "local"
@@ -161,7 +163,7 @@ def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: 
         sampler: ``"auto"`` (exact sampling up to 16 qubits, else local Metropolis), ``"exact"``, ``"local"``,
             or ``"full"`` (FullSumState: exact sums instead of samples; see :func:`make_vstate`).
         init_bits: start peaked on this bitstring (the HF state; see :func:`make_vstate`).
-        run: an open :class:`qsim.runs.RunDir` (metrics per step; checkpoints of the parameters every
+        run: an open :class:`qsim.infra.runs.RunDir` (metrics per step; checkpoints of the parameters every
             50 steps and at the end; resumes from the last checkpoint).
         callback: ``callback(step, energy, error)`` after every step.
         exact_every: also log the exact variational energy every this many steps (0: never).
@@ -179,11 +181,9 @@ def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: 
     for name, v in (("learning_rate", learning_rate), ("diag_shift", diag_shift)):
         if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    import jax
     import netket as nk
 
     hilbert, op = to_netket_operator(hamiltonian, n_qubits)
-    import optax
 
     n_total = int(steps)
     schedule = optax.cosine_decay_schedule(learning_rate, max(n_total, 1), alpha=final_lr_fraction)

@@ -35,9 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from qsim.circuit import Circuit, Op, ParamRef
-from qsim.gates import GATES, get_gate
-from qsim.operators import PauliSum
+from qsim.circuits.circuit import Circuit, Op, ParamRef
+from qsim.circuits.gates import GATES, get_gate
+from qsim.circuits.operators import PauliSum
 
 __all__ = ["to_qiskit", "from_qiskit", "to_qiskit_statevector", "from_qiskit_statevector",
            "to_pennylane_ops", "to_qnode", "from_pennylane", "to_sparse_pauli_op", "from_sparse_pauli_op",
@@ -312,7 +312,7 @@ def to_qnode(circuit: Circuit, device="default.qubit", measure="state", wires=No
     Args:
         device: a device name (created with ``wires=n_wires`` and ``device_options``) or a device.
         measure: ``"state"``, ``"probs"`` (on ``wires``), ``"sample"`` (on ``wires``) or a
-            :class:`~qsim.operators.PauliSum` (expectation value).
+            :class:`~qsim.circuits.operators.PauliSum` (expectation value).
         shots: ``None`` (analytic) or an int.
     """
     import pennylane as qml

@@ -3,7 +3,7 @@
 A run directory holds
 
 - ``config.json``: the resolved configuration, the seed, package versions and the devices used
-  (the mesh of :func:`qsim.distributed.current_mesh`, or the default device);
+  (the mesh of :func:`qsim.infra.meshes.current_mesh`, or the default device);
 - ``metrics.csv``: one row per step with named columns (flushed row by row);
 - ``summary.json``: ``command``, ``status`` ("completed", "interrupted", "failed"), ``steps``,
   ``wall_time_s`` plus the command's own keys;
@@ -38,8 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import jax
+from qsim.infra.meshes import fetch
+from qsim.infra.meshes import describe
 
-__all__ = ["RunDir", "atomic_write_bytes", "atomic_write_text", "package_versions", "to_jsonable"]
+__all__ = ["RunDir", "NullRun", "open_run", "atomic_write_bytes", "atomic_write_text", "package_versions", "to_jsonable"]
 
 _SECRET_KEY = re.compile(r"(token|password|secret|api[_-]?key|credential)", re.IGNORECASE)
 _VERSIONED = ("qsim", "jax", "jaxlib", "numpy", "scipy", "optax", "flax", "pennylane",
@@ -115,9 +118,7 @@ def _check_no_secrets(cfg: Any, prefix: str = "") -> None:
 
 
 def _flatten(tree: Any) -> dict[str, np.ndarray]:
-    import jax
 
-    from qsim.distributed import fetch
 
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {f"leaf{i:05d}": fetch(leaf) for i, (_, leaf) in enumerate(leaves)}
@@ -199,7 +200,6 @@ class RunDir:
         if run.is_writer:
             path.mkdir(parents=True, exist_ok=True)
             (path / "checkpoints").mkdir(exist_ok=True)
-            from qsim.distributed import describe
 
             record = {"command": command, "config": cfg, "seed": cfg.get("seed"),
                       "versions": package_versions(), **describe()}
@@ -260,7 +260,6 @@ class RunDir:
 
     def load_checkpoint(self, template: Any) -> tuple[int, Any] | None:
         """Restore the latest checkpoint into the structure of ``template``; None if there is none."""
-        import jax
 
         files = sorted((self.path / "checkpoints").glob("step_*.npz"))
         if not files:
@@ -309,6 +308,50 @@ class RunDir:
         return False
 
 
+class NullRun:
+    """Stands in for :class:`RunDir` when a command runs without ``--out``: the same methods, nothing written."""
+
+    path = None
+    resumed = False
+    is_writer = False
+
+    def __init__(self):
+        self._summary: dict[str, Any] = {}
+        self._steps = 0
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "NullRun":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def log_metrics(self, step: int, **values: Any) -> None:
+        self._steps = max(self._steps, int(step) + 1)
+
+    def save_checkpoint(self, step: int, tree: Any, keep: int = 2) -> None:
+        pass
+
+    def load_checkpoint(self, template: Any) -> None:
+        return None
+
+    def update_summary(self, **extra: Any) -> None:
+        self._summary.update(extra)
+
+    def write_summary(self, status: str = "completed", steps: int | None = None, **extra: Any) -> dict:
+        """The summary a :class:`RunDir` would write, returned only (so results have one shape)."""
+        self._summary.update(extra)
+        return {"status": status, "steps": self._steps if steps is None else int(steps),
+                "wall_time_s": round(time.perf_counter() - self._t0, 3), **self._summary}
+
+
+def open_run(out: str | os.PathLike | None, command: str, config: dict, **options: Any) -> "RunDir | NullRun":
+    """:meth:`RunDir.open` for a path, a :class:`NullRun` for ``None``."""
+    if out is None:
+        return NullRun()
+    return RunDir.open(out, command=command, config=config, **options)
+
+
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a run's metrics.csv into columns of floats (empty cells become NaN)."""
     with open(Path(path) / "metrics.csv", newline="") as f:
@@ -328,7 +371,6 @@ def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def _is_process_zero() -> bool:
     try:
-        import jax
 
         return jax.process_index() == 0
     except Exception:  # pragma: no cover - jax not initialised

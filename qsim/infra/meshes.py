@@ -7,7 +7,7 @@ mesh; everything else (network parameters, optimiser state) is replicated. Insid
 compiler then propagates the shardings: per-walker work stays on each walker's device and means
 over walkers become cross-device reductions, so the same code runs on one CPU, one GPU or many.
 
-The mesh a command runs with is carried by a context (:func:`using`), set once by ``qsim.cli`` from
+The mesh a command runs with is carried by a context (:func:`using`), set once by ``qsim.infra.cli`` from
 ``--devices N``; library code asks :func:`current_mesh` (``None`` outside the context, where nothing
 is sharded and everything runs on JAX's default device). ``jax.set_mesh`` is deliberately not used
 for this: under it every new array is replicated on every device of the mesh, which would multiply
@@ -17,7 +17,7 @@ Several hosts: :func:`initialize` calls :func:`jax.distributed.initialize` from
 ``--coordinator HOST:PORT --num-processes P --process-id I`` (or the environment variables
 ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``). Every process then runs the
 same program on its local devices; the mesh spans all processes' devices, and only process 0 writes
-the run directory (qsim.runs). Two processes on one machine::
+the run directory (qsim.infra.runs). Two processes on one machine::
 
     qsim vmc --system He --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0 --out runs/he &
     qsim vmc --system He --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 1 --out runs/he
@@ -38,6 +38,10 @@ import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import jax
+from jax.sharding import AxisType, Mesh
+from jax.sharding import NamedSharding, PartitionSpec
+from jax.experimental import multihost_utils
 
 __all__ = ["add_arguments", "initialize", "make_mesh", "using", "current_mesh", "setup", "shard_batch",
            "replicate", "place", "fetch", "describe", "BATCH_AXIS"]
@@ -107,7 +111,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     settings = _distributed_settings(coordinator, num_processes, process_id, environ)
     if settings is None:
         return False
-    import jax
 
     if jax.distributed.is_initialized():
         return True
@@ -124,8 +127,6 @@ def make_mesh(n_devices: int | None = None, axis_name: str = BATCH_AXIS, devices
     With several processes the devices are taken evenly from each process (so ``n_devices`` must be
     a multiple of the process count). The axis type is ``Auto``: jit propagates shardings itself.
     """
-    import jax
-    from jax.sharding import AxisType, Mesh
 
     pool = list(jax.devices()) if devices is None else list(devices)
     if n_devices is None:
@@ -169,7 +170,6 @@ def setup(args: argparse.Namespace):
     mesh of ``--devices`` devices (default all visible), or ``None`` for a single device."""
     initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
                getattr(args, "process_id", None))
-    import jax
 
     n = getattr(args, "devices", None)
     if n is None and jax.device_count() == 1:
@@ -180,7 +180,6 @@ def setup(args: argparse.Namespace):
 
 def describe(mesh=None) -> dict:
     """What a run record says about its devices: the mesh's devices (or the default device)."""
-    import jax
 
     mesh = current_mesh() if mesh is None else mesh
     if mesh is None:
@@ -200,7 +199,6 @@ def describe(mesh=None) -> dict:
 # ---------------------------------------------------------------------------------------------------
 def _global(x, sharding):
     """A global array from a host value every process holds in full (works across processes)."""
-    import jax
 
     if jax.process_count() == 1:
         return jax.device_put(x, sharding)
@@ -214,7 +212,6 @@ def shard_batch(x, mesh=None):
     mesh = current_mesh() if mesh is None else mesh
     if mesh is None:
         return x
-    from jax.sharding import NamedSharding, PartitionSpec
 
     n = mesh.devices.shape[0]
     shape = np.shape(x)
@@ -229,8 +226,6 @@ def replicate(tree, mesh=None):
     mesh = current_mesh() if mesh is None else mesh
     if mesh is None:
         return tree
-    import jax
-    from jax.sharding import NamedSharding, PartitionSpec
 
     rep = NamedSharding(mesh, PartitionSpec())
     return jax.tree_util.tree_map(lambda a: _global(a, rep), tree)
@@ -252,10 +247,8 @@ def place(state, batch_fields: Sequence[str] = ("walkers",), mesh=None):
 
 def fetch(x) -> np.ndarray:
     """A NumPy copy of ``x`` on this host, gathering the shards of other processes if needed."""
-    import jax
 
     if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-        from jax.experimental import multihost_utils
 
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
