@@ -4,7 +4,8 @@ A training is a pure step ``step_fn(t, state) -> (state, metrics)``; :func:`run_
 in the spirit of NetKet's driver callbacks but writing this project's run directory:
 
 - a progress bar (tqdm on a terminal; when stderr is not a terminal one plain line every 30 s);
-- ``metrics.csv``: one row per step (the step's metrics plus ``step_time_s``);
+- ``metrics.csv``: one row per step (the step's metrics plus ``step_time_s``), or one every
+  ``log_every`` steps and at the last (``log_every=None``: the step writes its own rows);
 - a checkpoint every ``checkpoint_every`` steps and at the last step;
 - the NaN guard: a step whose watched metrics are not finite (or that says it skipped itself, metric
   ``nan_skipped`` true) counts towards a streak; ``max_nan_steps`` in a row stop the run with
@@ -135,12 +136,15 @@ def run_loop(step_fn: StepFn, state: Any, n_steps: int, *, start: int = 0, run: 
              checkpoint_every: int | None = None, checkpoint: Callable[[Any], Any] | None = None,
              progress: bool = False, desc: str = "", postfix: Callable[[dict], dict] | None = None,
              callbacks: Sequence[Callback] = (), nan_keys: Sequence[str] | None = None,
-             max_nan_steps: int | None = None, nan_hint: str = "") -> LoopResult:
+             max_nan_steps: int | None = None, nan_hint: str = "", log_every: int | None = 1) -> LoopResult:
     """Run ``step_fn`` for steps ``start .. n_steps - 1``; see the module docstring.
 
     ``checkpoint(state)`` picks the pytree to save (default: the whole state); ``postfix(metrics)``
     gives the progress bar's values; ``nan_keys`` are the metrics the NaN guard watches (default: all
-    of them); ``max_nan_steps=None`` switches the guard off. Metrics of a step must be plain numbers
+    of them); ``max_nan_steps=None`` switches the guard off.
+    ``log_every``: log a row every ``log_every`` steps and at the last (``None``: no rows, the step
+    writes its own; a summary's ``steps`` then counts logged steps unless given).
+    Metrics of a step must be plain numbers
     (or ``None``); they are logged as they come.
     """
     run = run if run is not None else NullRun()
@@ -156,7 +160,8 @@ def run_loop(step_fn: StepFn, state: Any, n_steps: int, *, start: int = 0, run: 
                 state, metrics = step_fn(t, state)
                 metrics = {k: _plain(v) for k, v in metrics.items()}
                 metrics["step_time_s"] = time.perf_counter() - t0
-                run.log_metrics(t, **metrics)
+                if log_every is not None and ((t + 1) % int(log_every) == 0 or t == n_steps - 1):
+                    run.log_metrics(t, **metrics)
                 history.append(metrics)
                 streak = streak + 1 if _non_finite(metrics, nan_keys) else 0
                 if max_nan_steps is not None and streak >= int(max_nan_steps):
