@@ -269,7 +269,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if args.toeplitz_fft_min_dim is not None:
-        import qsim.optim.structures as structures_mod
+        import qsim.optim.structures_toeplitz as structures_mod
 
         structures_mod.PRECOND_FFT_MIN_DIM = args.toeplitz_fft_min_dim
     load_start = os.getloadavg()

@@ -3,6 +3,8 @@ IKFAC's convergence to the damped KFAC inverse, the structured-matrix algebra, t
 per-example statistics (loss and VMC log-amplitude), MLP training in float32/bfloat16, bad inputs."""
 
 import functools
+import pathlib
+import sys
 
 import flax.linen as nn
 import jax
@@ -141,6 +143,65 @@ def _check_reference(structure, ikfac, **options):
         params = new_params
     # the check has teeth: the preconditioner moved away from the identity
     assert np.abs(refs["Dense_1"].K - np.eye(d + 1)).max() > 1e-3
+
+
+# ---- the same numbers as the closure implementation of commit 972b801 --------------------------------
+GOLDEN = pathlib.Path(__file__).parent / "data" / "singd_972b801.npz"
+GOLDEN_HYPER = dict(damping=0.3, momentum=0.7, weight_decay=0.01, cov_momentum=0.4, update_interval=2, lr_cov=0.2,
+                    factor_dtype=jnp.float64, block_size=BLOCK, hierarchical_size=HIER)
+GOLDEN_CASES = {**{s: {} for s in STRUCTURES}, "dense_ikfac": {"ikfac": True},
+                "dense_uncached": {"cache_products": False}, "tril_toeplitz_cached": {"cache_products": True},
+                "diagonal_schedule_one_layer": {"learning_rate": lambda t: 0.05 / (1.0 + t / 3.0),
+                                                "layers": ["Dense_1"], "weight_decay": 0.0},
+                "block_adam_fallback": {"fallback": optax.adam(0.01)}}
+
+
+def _golden_trajectory(case: str, steps: int = 6) -> np.ndarray:
+    """The updates (steps, n_params) of ``singd`` with ``GOLDEN_CASES[case]`` on a two-layer net plus a
+    non-layer parameter ``scale``, float64, T = 2: statistics only at the factor-update steps (0, 2, 4).
+    Uses only ``singd`` and ``value_grad_and_stats``, so the same function runs on the old package."""
+    options = {**GOLDEN_HYPER, **GOLDEN_CASES[case]}
+    lr = options.pop("learning_rate", 0.05)
+    structure = case.split("_")[0] if not case.startswith(("tril", "triu")) else case[:13]
+    tx = singd(lr, structure, **options)
+    model, rng = TwoLayer(), np.random.default_rng(7)
+    params = model.init(jax.random.key(0), jnp.zeros(6))["params"]
+    params = {**jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.5), params),
+              "scale": jnp.asarray(rng.normal(size=5))}
+
+    def per_example(p, x, y):
+        net = {k: v for k, v in p.items() if k != "scale"}
+        return 0.5 * jnp.sum((model.apply({"params": net}, x) * p["scale"] - y) ** 2)
+
+    @jax.jit
+    def with_stats(p, s, x, y):
+        _, g, st = value_grad_and_stats(per_example, p, x, y)
+        return tx.update(g, s, p, layer_stats=st)
+
+    @jax.jit
+    def without(p, s, x, y):
+        g = jax.grad(lambda q: jnp.mean(jax.vmap(lambda a, b: per_example(q, a, b))(x, y)))(p)
+        return tx.update(g, s, p)
+
+    state, out = tx.init(params), []
+    for t in range(steps):
+        x, y = rng.normal(size=(11, 6)), rng.normal(size=(11, 5))
+        u, state = (with_stats if t % 2 == 0 else without)(params, state, x, y)
+        params = optax.apply_updates(params, u)
+        out.append(np.concatenate([np.ravel(v) for v in jax.tree.leaves(u)]))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("case", list(GOLDEN_CASES))
+def test_same_updates_as_the_closure_implementation(case):
+    """The optax chain (scale_by_singd, add_decayed_weights, trace, scale_by_learning_rate) gives the updates
+    of the one-closure ``singd`` of commit 972b801 (stored by ``python tests/qsim/test_singd.py --golden``
+    run with that commit's package on PYTHONPATH) over six steps in float64, for every structure and
+    option: to 1e-13 (the chain adds weight decay before momentum, the closure after: one rounding)."""
+    want = np.load(GOLDEN)[case]
+    got = _golden_trajectory(case)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert np.abs(want[-1]).max() > 1e-3                  # the steps are not all zero
 
 
 def _singd_step(tx, fn, p, s, x, y):
@@ -445,3 +506,9 @@ def test_bad_calls_raise():
         value_grad_and_stats(g, p, jnp.ones((4, 6)), weights=jnp.ones(3))
     with pytest.raises(ValueError, match="leading"):
         value_grad_and_stats(lambda p, x, y: g(p, x), p, jnp.ones((4, 6)), jnp.ones((3, 6)))
+
+
+if __name__ == "__main__":          # python tests/qsim/test_singd.py --golden OUT.npz (regenerates GOLDEN)
+    if sys.argv[1:2] != ["--golden"] or len(sys.argv) != 3:
+        sys.exit("usage: python tests/qsim/test_singd.py --golden OUT.npz")
+    np.savez(sys.argv[2], **{case: _golden_trajectory(case) for case in GOLDEN_CASES})
