@@ -27,7 +27,6 @@ Both are wrapped in a ``jax.custom_vjp`` whose forward and backward passes call 
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
@@ -35,9 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsim.circuits.circuit import Circuit, Op, ParamRef
-from qsim.circuits.gates import FOUR_TERM, TWO_TERM
+from qsim.circuits.gates import op_shift_rule
 from qsim.circuits.operators import PauliSum
-from qsim.circuits.circuit import Op as _Op
 from qsim.backends import get_backend
 from qsim.backends.base import seed_from_key
 
@@ -48,50 +46,10 @@ __all__ = ["expand_slots", "shift_rule", "parameter_shift_grad", "parameter_shif
 # ---------------------------------------------------------------------------------------------------
 # rules
 # ---------------------------------------------------------------------------------------------------
-def _generator_frequencies(op: Op, j: int) -> tuple[float, ...]:
-    """Distinct positive differences of the generator eigenvalues for parameter ``j`` of ``op``."""
-    g = op.gate
-    rng = np.random.default_rng(7)
-    vals = [float(v) for v in rng.uniform(0.2, 1.3, g.num_params)]
-    h = 1e-5
-
-    def m(t):
-        v = list(vals)
-        v[j] = t
-        return np.asarray(g.matrix(*v), dtype=np.complex128)
-
-    t0 = vals[j]
-    u = m(t0)
-    du = (m(t0 + h) - m(t0 - h)) / (2 * h)
-    gen = 1j * u.conj().T @ du
-    ev = np.linalg.eigvals(gen).real
-    if op.n_controls:
-        ev = np.concatenate([ev, [0.0]])   # the uncontrolled block contributes eigenvalue 0
-    diffs = {round(abs(a - b), 4) for a in ev for b in ev if abs(a - b) > 1e-4}
-    return tuple(sorted(diffs))
-
-
-@functools.lru_cache(maxsize=None)
-def _controlled_rule(name: str, j: int, n_controls: int):
-
-    freqs = _generator_frequencies(_Op(name, tuple(range(n_controls + 1)), (), n_controls=n_controls), j)
-    if freqs == (1.0,):
-        return TWO_TERM
-    if freqs == (0.5, 1.0):
-        return FOUR_TERM
-    raise NotImplementedError(f"no parameter-shift rule for controlled {name} (generator frequencies {freqs})")
-
-
 def shift_rule(op: Op, j: int) -> tuple:
-    """The ``((coefficient, shift), ...)`` rule for parameter ``j`` of ``op``."""
-    g = op.gate
-    if not 0 <= j < g.num_params:
-        raise ValueError(f"gate {g.name} has no parameter {j}")
-    if not g.shift_rules:
-        raise NotImplementedError(f"gate {g.name} has no parameter-shift rule in the gate table")
-    if op.n_controls:
-        return _controlled_rule(g.name, j, op.n_controls)
-    return g.shift_rules[j]
+    """The ``((coefficient, shift), ...)`` rule for parameter ``j`` of ``op``, from the gate table
+    (:func:`qsim.circuits.gates.op_shift_rule`, which knows controlled versions)."""
+    return op_shift_rule(op.gate, j, op.n_controls)
 
 
 def expand_slots(circuit: Circuit) -> tuple[Circuit, np.ndarray, list[tuple]]:

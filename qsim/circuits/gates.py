@@ -190,12 +190,19 @@ _ALIASES.update({"cx": "CNOT", "ccx": "Toffoli", "fredkin": "CSWAP", "p": "Phase
 
 
 def op_shift_rule(gate: GateDef, param_index: int, n_controls: int = 0) -> tuple:
-    """The parameter-shift rule of one parameter of ``gate`` with ``n_controls`` extra controls.
+    """The parameter-shift rule ``((coefficient, shift), ...)`` of one parameter of ``gate`` with
+    ``n_controls`` extra controls: THE source of shift rules (:mod:`qsim.gradients` reads it).
 
     Controlling a gate whose generator has eigenvalues +-1/2 adds a zero eigenvalue, so its
     frequencies become {1/2, 1} and the four-term rule applies; phase-type parameters (generator
-    eigenvalues {0, 1}) keep the two-term rule.
+    eigenvalues {0, 1}, :attr:`GateDef.phase_params`) keep the two-term rule, and a four-term rule
+    (frequencies {1/2, 1}, which already include the zero eigenvalue) stays as it is. The adjoint of a
+    gate has the same frequencies, so the same rule (every rule here is antisymmetric in the shift).
     """
+    if not 0 <= param_index < gate.num_params:
+        raise ValueError(f"gate {gate.name} has no parameter {param_index}")
+    if not gate.shift_rules:
+        raise NotImplementedError(f"gate {gate.name} has no parameter-shift rule in the gate table")
     rule = gate.shift_rules[param_index]
     if n_controls and rule == TWO_TERM and param_index not in gate.phase_params:
         return FOUR_TERM

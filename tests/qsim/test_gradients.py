@@ -103,6 +103,52 @@ def test_parameter_shift_equals_jax_grad_for_every_gate():
     np.testing.assert_allclose(g, g_ref, atol=1e-8)
 
 
+# (controls, targets) of each use, by gate width: plain, inverse, one control, two controls,
+# controlled inverse, controlled on the first use's slots (shared)
+_USES = {1: [((), (3,)), ((), (2,)), ((0,), (3,)), ((0, 1), (2,)), ((3,), (1,)), ((1,), (0,))],
+         2: [((), (2, 3)), ((), (3, 1)), ((0,), (2, 3)), ((0, 1), (3, 2)), ((3,), (0, 1)), ((1,), (0, 2))]}
+
+
+def _every_use_circuit(name: str) -> qsim.Circuit:
+    """Gate ``name`` plain, as an inverse, with one and two controls, controlled-inverse and on shared
+    slots, on a generic 4-wire state (no use acts on a trivial state)."""
+    g = GATES[name]
+    c = qsim.Circuit(4)
+    for w in range(4):
+        c.ry(w, value=0.3 + 0.4 * w)
+        c.rz(w, value=0.9 - 0.2 * w)
+    c.cnot(0, 1)
+    c.cnot(2, 3)
+    for i, (controls, targets) in enumerate(_USES[g.num_wires]):
+        if i in (1, 4):                                   # the inverse of a (controlled) use
+            one = qsim.Circuit(4)
+            one.ctrl(name, controls, targets)
+            c.append(one.inverse())
+        else:
+            c.ctrl(name, controls, targets, param=list(range(g.num_params)) if i == 5 else None)
+    for w in range(3):
+        c.cnot(w, w + 1)
+    return c
+
+
+@pytest.mark.parametrize("name", PARAM_GATES)
+def test_parameter_shift_equals_jax_grad_for_every_use_of_every_gate(name):
+    """The gate table's rules (op_shift_rule) give the exact gradient for every parametrised gate,
+    plain, inverted, with one and two controls, and on shared slots."""
+    c = _every_use_circuit(name)
+    assert sorted({op.n_controls for op in c.ops}) == [0, 1, 2] and any(op.adjoint for op in c.ops)
+    p = jnp.asarray(np.random.default_rng(1).uniform(-3, 3, c.num_params))
+    h = qsim.Z(0) @ qsim.X(3) + 0.6 * qsim.Y(1) + 0.4 * qsim.X(0) @ qsim.Z(2) + 0.3 * qsim.Y(3)
+    with jax.enable_x64(True):
+        p = p.astype(jnp.float64)
+        g_ref = np.asarray(jax.grad(lambda q: qsim.expval(c, q, h))(p))
+        ex = expand_slots(c)[0]
+        f_batch = jax.jit(jax.vmap(lambda q: qsim.expval(ex, q, h)))
+        g = parameter_shift_grad(lambda b: f_batch(jnp.asarray(b, jnp.float64)), c, p)
+    assert np.all(np.abs(g_ref) > 1e-4), g_ref   # every slot moves the value: a wrong rule would show
+    np.testing.assert_allclose(g, g_ref, atol=1e-9)
+
+
 def test_exact_statevector_loss_runs_in_jax_without_a_callback():
     """make_expval on the JAX statevector backend (exact, parameter shift) is plain JAX: no host
     callback in its jaxpr (a JAX call inside one can deadlock), and its value and gradient equal
