@@ -56,7 +56,7 @@ def _time(fn, repeats: int) -> tuple[float, list[float]]:
 def bench_case(system: str, active, form: str, repeats: int, max_fuse: int | None = None) -> dict:
     import pennylane as qml
 
-    from qsim.interop.convert import to_pennylane_hamiltonian, to_pennylane_ops
+    from qsim.interop import to_pennylane_hamiltonian, to_pennylane_ops
 
     mh = molecular_hamiltonian(system, basis="sto-3g", active=active)
     ans = vqe.uccsd(mh, form=form)

@@ -43,7 +43,7 @@ _LAZY = ("samplers", "optim", "backends", "gradients", "molecules", "circuits", 
 _DEPRECATED = {
     "statevector": "qsim.simulator.statevector",
     "sharded": "qsim.simulator.sharded",
-    "convert": "qsim.interop.convert",
+    "convert": "qsim.interop",
     "chemistry": "qsim.chem.hamiltonians",
     "vqe": "qsim.chem.vqe",
     "nqs": "qsim.chem.nqs",

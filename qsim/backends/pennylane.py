@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities
-from qsim.interop.convert import to_pennylane_hamiltonian, to_pennylane_ops
+from qsim.interop.pennylane import to_pennylane_hamiltonian, to_pennylane_ops
 from qsim.circuits.gates import GATES
 
 __all__ = ["PennyLaneBackend"]

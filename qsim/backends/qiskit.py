@@ -10,7 +10,7 @@
     qsim.get_backend("qiskit:ibm_kyiv")                     # real hardware via QiskitRuntimeService
     qsim.get_backend("qiskit:x", backend=my_backend_v2)     # any BackendV2 object (backend.run)
 
-Every circuit is converted with :func:`qsim.interop.convert.to_qiskit` (qubit w = wire w), measured into one
+Every circuit is converted with :func:`qsim.interop.to_qiskit` (qubit w = wire w), measured into one
 classical register in wire order and transpiled *once* per structure (cached on the circuit's
 fingerprint; parameters stay symbolic and are bound per call), so parameter-shift batches cost one
 transpilation. All circuits of a call go out as one job through :func:`qsim.backends.retry.run_job`
@@ -39,7 +39,7 @@ import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities, bits_from_indices
 from qsim.backends.retry import RetryPolicy, run_job, scrub
-from qsim.interop.convert import to_qiskit, to_sparse_pauli_op
+from qsim.interop.qiskit import to_qiskit, to_sparse_pauli_op
 from qsim.infra.validation import memory_limit_bytes
 
 __all__ = ["QiskitBackend", "fake_backend"]

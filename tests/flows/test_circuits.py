@@ -63,7 +63,7 @@ def test_step_circuit_runs_on_aer_and_exports(step_case):
     from qiskit.quantum_info import Statevector
 
     from flows.estimate import state_preparation_unitary
-    from qsim.interop.convert import to_qiskit
+    from qsim.interop import to_qiskit
 
     g, flow, psi0, t0, dt = step_case
     V = np.asarray(potential_on_grid(flow, g, t0 + dt / 2))

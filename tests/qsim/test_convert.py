@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim.interop.convert import (from_openfermion, from_pennylane, from_pennylane_hamiltonian, from_qiskit,
+from qsim.interop import (from_openfermion, from_pennylane, from_pennylane_hamiltonian, from_qiskit,
                           from_qiskit_statevector, from_sparse_pauli_op, to_netket, to_openfermion,
                           to_pennylane_hamiltonian, to_pennylane_ops, to_qiskit, to_qnode, to_sparse_pauli_op)
 
@@ -244,3 +244,18 @@ def test_netket_operator_matrix():
     np.testing.assert_allclose(np.asarray(op.to_dense()), H.to_matrix(3).toarray(), atol=1e-14)
     op4 = to_netket(qsim.Z(0), n_wires=4)
     assert op4.hilbert.size == 4
+
+
+def test_one_module_per_framework_and_the_deprecated_alias():
+    """qsim.interop re-exports each framework module's converters; the old qsim.convert path resolves to
+    qsim.interop with a DeprecationWarning (through qsim's alias table)."""
+    import qsim.interop as interop
+    from qsim.interop import netket, openfermion, pennylane, qiskit as qk
+
+    owners = {name: mod for mod in (qk, pennylane, openfermion, netket) for name in mod.__all__}
+    assert set(owners) | {"op_values"} == set(interop.__all__)
+    for name, mod in owners.items():
+        assert getattr(interop, name) is getattr(mod, name), name
+    with pytest.warns(DeprecationWarning, match="qsim.convert is deprecated; use qsim.interop"):
+        old = qsim.__getattr__("convert")
+    assert old is interop and old.to_qiskit is qk.to_qiskit
