@@ -19,10 +19,12 @@ import tomllib
 from importlib import metadata
 from typing import Any, Sequence
 
-from qsim.infra.validation import merge
-from qsim.infra.meshes import add_arguments as add_device_arguments
 import os
+
 from qsim.infra import meshes as distributed
+from qsim.infra.driver import interruptible
+from qsim.infra.meshes import add_arguments as add_device_arguments
+from qsim.infra.validation import merge
 
 __all__ = ["main", "add_common_arguments", "resolve_config", "COMMANDS_GROUP", "build_parser"]
 
@@ -133,14 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        if hasattr(args, "devices"):  # sub-commands with the common arguments
-
-
-            # before JAX starts its backends (GPU memory is allocated as needed, not up front)
-            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-            with distributed.using(distributed.setup(args)):
-                return int(args.func(args) or 0)
-        return int(args.func(args) or 0)
+        with interruptible():  # SIGTERM ends a command like Ctrl-C: status "interrupted", exit 130
+            return _run_command(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"qsim {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -148,6 +144,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qsim {args.command}: interrupted; the run directory keeps the last checkpoint",
               file=sys.stderr)
         return 130
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if hasattr(args, "devices"):  # sub-commands with the common arguments
+        # before JAX starts its backends (GPU memory is allocated as needed, not up front)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        with distributed.using(distributed.setup(args)):
+            return int(args.func(args) or 0)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -309,13 +309,16 @@ class RunDir:
 
 
 class NullRun:
-    """Stands in for :class:`RunDir` when a command runs without ``--out``: the same methods, nothing written."""
+    """Stands in for :class:`RunDir` when a command runs without ``--out``: the same methods, nothing
+    written; :meth:`write_summary` returns the dict a RunDir would write (``command`` included when
+    given), so a command's result has one shape with or without ``--out``."""
 
     path = None
     resumed = False
     is_writer = False
 
-    def __init__(self):
+    def __init__(self, command: str | None = None):
+        self.command = command
         self._summary: dict[str, Any] = {}
         self._steps = 0
         self._t0 = time.perf_counter()
@@ -341,14 +344,15 @@ class NullRun:
     def write_summary(self, status: str = "completed", steps: int | None = None, **extra: Any) -> dict:
         """The summary a :class:`RunDir` would write, returned only (so results have one shape)."""
         self._summary.update(extra)
-        return {"status": status, "steps": self._steps if steps is None else int(steps),
-                "wall_time_s": round(time.perf_counter() - self._t0, 3), **self._summary}
+        head = {"command": self.command} if self.command is not None else {}
+        return to_jsonable({**head, "status": status, "steps": self._steps if steps is None else int(steps),
+                            "wall_time_s": round(time.perf_counter() - self._t0, 3), **self._summary})
 
 
 def open_run(out: str | os.PathLike | None, command: str, config: dict, **options: Any) -> "RunDir | NullRun":
     """:meth:`RunDir.open` for a path, a :class:`NullRun` for ``None``."""
     if out is None:
-        return NullRun()
+        return NullRun(command)
     return RunDir.open(out, command=command, config=config, **options)
 
 

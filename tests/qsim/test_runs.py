@@ -122,3 +122,42 @@ def test_console_script_help_and_version():
     assert out.returncode == 0 and out.stdout.startswith("qsim ")
     out = subprocess.run([sys.executable, "-m", "qsim", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: qsim" in out.stdout
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """qsim's main() turns SIGTERM into the Ctrl-C path: exit status 130, the run directory's
+    summary says "interrupted", and the previous SIGTERM handler comes back."""
+    import argparse
+    import os
+    import signal
+
+    def demo(args):
+        with runs.open_run(args.out, "demo", {}) as run:
+            run.log_metrics(0, x=1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+            run.log_metrics(1, x=2.0)  # never reached
+        return 0
+
+    parser = argparse.ArgumentParser(prog="qsim")
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("demo")
+    p.add_argument("--out")
+    p.set_defaults(func=demo)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["demo", "--out", str(tmp_path / "r")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["status"] == "interrupted" and s["steps"] == 1
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_null_run_summary_has_the_run_directory_shape(tmp_path):
+    with runs.open_run(tmp_path / "r", "demo", {}) as run:
+        run.log_metrics(0, x=1.0)
+        a = run.write_summary(energy=np.float64(-1.5), bad=float("nan"))
+    with runs.open_run(None, "demo", {}) as run:
+        run.log_metrics(0, x=1.0)
+        b = run.write_summary(energy=np.float64(-1.5), bad=float("nan"))
+    assert set(a) == set(b) and b["command"] == "demo" and b["steps"] == 1
+    assert b["energy"] == -1.5 and type(b["energy"]) is float and b["bad"] is None  # JSON-ready, as written
