@@ -26,13 +26,13 @@ import warnings
 from qsim.circuits.circuit import Circuit, Op, ParamRef
 from qsim.circuits.gates import GATES, get_gate
 from qsim.circuits.operators import I, PauliSum, X, Y, Z
-from qsim.simulator import expval, probs, sample, simulate
+from qsim.simulator import compile, expval, probs, sample, simulate
 from qsim.backends import get_backend as _get
 
 __version__ = "0.1.0"
 
 __all__ = ["Circuit", "Op", "ParamRef", "GATES", "get_gate", "PauliSum", "X", "Y", "Z", "I", "simulate",
-           "probs", "expval", "sample", "get_backend", "samplers", "optim", "backends", "gradients",
+           "probs", "expval", "sample", "compile", "get_backend", "samplers", "optim", "backends", "gradients",
            "circuits", "simulator", "interop", "infra", "chem", "molecules", "__version__"]
 
 _LAZY = ("samplers", "optim", "backends", "gradients", "molecules", "circuits", "simulator", "interop", "infra",

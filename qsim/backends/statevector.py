@@ -13,8 +13,11 @@ import numpy as np
 
 from qsim.backends.base import BaseBackend, Capabilities, _moments, bits_from_indices, group_observable
 from qsim.circuits.gates import GATES
+from qsim.infra.validation import memory_limit_bytes
+from qsim.simulator.inputs import STATE_COPIES, check_params
 from qsim.simulator.statevector import expval as sv_expval
-from qsim.simulator.statevector import _prepare_params, memory_limit_bytes, probs as sv_probs, simulate
+from qsim.simulator.statevector import probs as sv_probs
+from qsim.simulator.statevector import simulate
 
 __all__ = ["StatevectorBackend"]
 
@@ -24,7 +27,7 @@ _ROT = {"X": _H, "Y": _H @ np.diag([1, -1j])}  # measure X: H; measure Y: H Sdg
 
 def _max_qubits(dtype) -> int:
     item = jnp.dtype(dtype).itemsize
-    return int(np.floor(np.log2(max(memory_limit_bytes() / (3 * item), 2))))
+    return int(np.floor(np.log2(max(memory_limit_bytes() / (STATE_COPIES * item), 2))))
 
 
 class StatevectorBackend(BaseBackend):
@@ -44,10 +47,7 @@ class StatevectorBackend(BaseBackend):
 
     # exact paths keep JAX values (differentiable)
     def _jparams(self, circuit, params):
-        params = _prepare_params(circuit, params)
-        if params is not None and params.ndim != 1:
-            raise ValueError(f"params has shape {tuple(params.shape)}; expected ({circuit.num_params},)")
-        return params
+        return check_params(circuit, params, batched=False)
 
     def probs(self, circuit, params=None, wires=None, shots=None, key=None):
         self._check_circuit(circuit)

@@ -14,7 +14,7 @@ import numpy as np
 from qsim.infra import settings
 
 __all__ = ["positive_int", "nonnegative_int", "positive_float", "finite_float", "probability", "one_of",
-           "wires", "finite_array", "memory_limit_bytes", "check_memory", "indices_to_bits", "merge"]
+           "wires", "finite_array", "circuit_params", "memory_limit_bytes", "check_memory", "indices_to_bits", "merge"]
 
 
 def _is_int(v: Any) -> bool:
@@ -75,7 +75,7 @@ def wires(ws: Any, n_wires: int, what: str = "wires", distinct: bool = True) -> 
         if not 0 <= w < n_wires:
             raise ValueError(f"{what}: wire {w} out of range for {n_wires} wires (0..{n_wires - 1})")
     if distinct and len(set(seq)) != len(seq):
-        raise ValueError(f"{what}: wires {list(seq)} repeat a wire")
+        raise ValueError(f"{what}: wire repeated in {tuple(int(w) for w in seq)}")
     return tuple(int(w) for w in seq)
 
 
@@ -85,6 +85,29 @@ def finite_array(x: Any, name: str) -> np.ndarray:
     if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has non-finite entries (NaN or inf)")
     return a
+
+
+def circuit_params(circuit: Any, params: Any, *, batched: bool = False, allow_none: bool = False) -> Any:
+    """``params`` checked for ``circuit`` (a qsim ``Circuit``: anything with an int ``num_params`` and
+    ``ops``): real, of shape ``(num_params,)`` (``(..., num_params)`` with ``batched``). ``None`` passes
+    for a circuit without parameters, or always with ``allow_none``. Array-likes without a ``shape``
+    come back as NumPy arrays; arrays (JAX tracers included) come back unchanged."""
+    n = getattr(circuit, "num_params", None)
+    if not _is_int(n) or not hasattr(circuit, "ops"):
+        raise TypeError(f"expected a qsim.Circuit, got {type(circuit).__name__}")
+    if params is None:
+        if n and not allow_none:
+            raise ValueError(f"circuit has {n} trainable parameter(s) but params=None")
+        return None
+    if not hasattr(params, "shape"):
+        params = np.asarray(params)
+    if np.iscomplexobj(params):
+        raise TypeError("params must be real angles, got a complex array")
+    shape = tuple(params.shape)
+    if not shape or shape[-1] != n or (len(shape) != 1 and not batched):
+        want = f"(..., {n})" if batched else f"({n},)"
+        raise ValueError(f"params has shape {shape}; the circuit expects {want} (num_params={n})")
+    return params
 
 
 def memory_limit_bytes() -> int:

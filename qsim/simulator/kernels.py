@@ -16,7 +16,7 @@ bit of the basis index. These functions are pure and work under ``jit``/``vmap``
   one copy-like pass.
 * :func:`apply_dot` -- wide dense matrices (``k >= 4``): one transpose, one matrix product, one
   transpose back, instead of ``4**k`` slice products.
-* :func:`dagger`, :func:`to_planes`, :func:`from_planes`.
+* :func:`dagger`, :func:`to_planes`, :func:`from_planes`, :func:`run_inputs` (an engine's inputs as planes).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["split_shape", "apply_matrix", "matrix_cotangent", "apply_dot", "dagger", "to_planes", "from_planes"]
+__all__ = ["split_shape", "apply_matrix", "matrix_cotangent", "apply_dot", "dagger", "to_planes", "from_planes",
+           "run_inputs"]
 
 _EPS = 1e-14
 
@@ -200,3 +201,12 @@ def apply_dot(x, n: int, ws: Sequence[int], m):
         o = jnp.stack([mm(mr, t[0]) - mm(mi, t[1]), mm(mr, t[1]) + mm(mi, t[0])])
     o = o.reshape((o.shape[0],) + (2,) * n)
     return jnp.moveaxis(o, list(range(1, 1 + k)), src).reshape(o.shape[0], -1)
+
+
+def run_inputs(n: int, real: bool, params, state, rdtype):
+    """A runner's parameters (``(1,)`` zeros for a circuit without any) and initial planes: ``|0...0>``
+    is real, so a real program carries one plane."""
+    p = jnp.zeros((1,), rdtype) if params is None else params.astype(rdtype)
+    if state is None:
+        return p, jnp.zeros((1 if real else 2, 2 ** n), rdtype).at[0, 0].set(1)
+    return p, to_planes(state, rdtype)

@@ -5,13 +5,14 @@
 one step of the adjoint method (uncompute the state, pull the cotangent back, and the block's matrix
 cotangent, in one pass). Both are ``jax.ffi.ffi_call`` s of the C++ in ``qsim/simulator/_native/apply_block.cc``
 (vectorised with AVX2/FMA where the CPU has them, threads from XLA's intra-op pool), which is
-compiled with the system C++ compiler on first use (~20 s) into a per-user cache
-(``$QSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/qsim``, else ``~/.cache/qsim``), keyed by a hash of the
-source, compiler, flags, CPU and jax version.
+compiled with the system C++ compiler (``$CXX``, else ``c++``, ``g++``, ``clang++``) on first use (~20 s)
+into the per-user cache (``settings.get().cache_dir``: ``$QSIM_CACHE_DIR``, else ``~/.cache/qsim``),
+keyed by a hash of the source, compiler, flags, CPU and jax version.
 
 :func:`available` says whether the kernels can be used: CPU backend, ``QSIM_NATIVE`` not ``0``, and a
 library that compiled and loaded. When it cannot (no compiler, a compile error), it logs one warning
-and the simulator keeps its XLA engine.
+and the simulator keeps its XLA engine. The outcome is remembered; :func:`reset` forgets it (after
+changing the compiler or the cache directory).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["available", "enabled", "apply", "adjoint", "library_path"]
+from qsim.infra import settings
+
+__all__ = ["available", "enabled", "apply", "adjoint", "library_path", "cache_dir", "reset", "MAX_WIRES"]
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,7 @@ _TARGETS = ("qsim_apply_f64", "qsim_apply_f32", "qsim_adjoint_f64", "qsim_adjoin
 
 def enabled() -> bool:
     """``QSIM_NATIVE`` is not ``0``/``false``/``off``/``no`` and the default backend is the CPU."""
-    if os.environ.get("QSIM_NATIVE", "1").strip().lower() in ("0", "false", "off", "no"):
-        return False
-    return jax.default_backend() == "cpu"
+    return settings.get().native and jax.default_backend() == "cpu"
 
 
 def available() -> bool:
@@ -72,12 +73,9 @@ def _cpu_id() -> str:
     return platform.processor()
 
 
-def _cache_dir() -> Path:
-    d = os.environ.get("QSIM_CACHE_DIR")
-    if d:
-        return Path(d)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qsim"
+def cache_dir() -> Path:
+    """Where the compiled libraries are kept (``settings.get().cache_dir``)."""
+    return Path(settings.get().cache_dir)
 
 
 def library_path(cxx: str) -> Path:
@@ -88,7 +86,7 @@ def library_path(cxx: str) -> Path:
                  jax.__version__.encode(), platform.machine().encode(), sys.version.encode()):
         h.update(part)
         h.update(b"\0")
-    return _cache_dir() / f"qsim_native_{h.hexdigest()[:16]}.so"
+    return cache_dir() / f"qsim_native_{h.hexdigest()[:16]}.so"
 
 
 def _build(cxx: str, out: Path) -> None:
@@ -127,6 +125,12 @@ def _load():
     except Exception as e:  # noqa: BLE001 - any failure means: keep the XLA engine
         log.warning("qsim native kernels unavailable, using the XLA engine: %s", e)
         return None
+
+
+def reset() -> None:
+    """Forget whether the library loaded: the next :func:`available` tries again (compiler and cache
+    directory read anew). FFI targets already registered stay registered."""
+    _load.cache_clear()
 
 
 def _require() -> None:

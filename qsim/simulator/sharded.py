@@ -44,11 +44,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsim.simulator import statevector as sv
-from qsim.circuits.circuit import Circuit, Op
-from qsim.circuits.operators import PauliSum, _masks
 from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
+
+from qsim.circuits.circuit import Circuit, Op
+from qsim.circuits.operators import PauliSum, _masks
+from qsim.infra.cache import structural_cache
+from qsim.simulator.inputs import check_params, check_state_memory, complex_dtype
+from qsim.simulator.measure import state_expval
+from qsim.simulator.statevector import simulate as simulate_local
 
 __all__ = ["qubit_mesh", "plan", "simulate", "probs", "expval", "Plan"]
 
@@ -211,11 +215,9 @@ def _spec(k: int):
     return P(tuple(f"q{g}" for g in range(k)))
 
 
-@functools.lru_cache(maxsize=64)
-def _runner(circuit_ref, qmesh, cdtype_name: str):
-    """A jitted params -> sharded state for one (circuit, mesh, dtype)."""
-
-    circuit = circuit_ref.circuit
+@structural_cache(maxsize=64)
+def _runner(circuit: Circuit, qmesh, cdtype_name: str):
+    """A jitted params -> sharded state for one (circuit structure, mesh, dtype)."""
     k = _n_global(qmesh)
     n = circuit.n_wires
     m = n - k
@@ -227,7 +229,7 @@ def _runner(circuit_ref, qmesh, cdtype_name: str):
 
     def body(params):
         def apply(sub, y):
-            return sv.simulate(sub, params if circuit.num_params else None, init_state=y, dtype=cdtype)
+            return simulate_local(sub, params if circuit.num_params else None, init_state=y, dtype=cdtype)
 
         origin = sum(jax.lax.axis_index(a) for a in axes) == 0
         x = jnp.zeros(2 ** m, cdtype).at[0].set(jnp.where(origin, 1, 0).astype(cdtype))
@@ -248,33 +250,14 @@ def _runner(circuit_ref, qmesh, cdtype_name: str):
     return jax.jit(fn), pl
 
 
-class _Ref:
-    """Hashable by the circuit's structure (compiled programs are shared between equal circuits)."""
-
-    def __init__(self, circuit):
-        self.circuit = circuit
-        self.key = circuit.key()
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __eq__(self, other):
-        return isinstance(other, _Ref) and self.key == other.key
-
-
 def _setup(circuit, params, mesh, n_devices, dtype):
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"expected a qsim.Circuit, got {type(circuit).__name__}")
+    params = check_params(circuit, params, batched=False)
     qmesh = qubit_mesh(mesh, n_devices)
     k = _n_global(qmesh)
     if k and circuit.n_wires - k < 1:
         raise ValueError(f"{circuit.n_wires} qubit(s) cannot be sharded over {2 ** k} devices")
-    params = sv._prepare_params(circuit, params)
-    if params is not None and params.ndim != 1:
-        raise ValueError(f"params must be one vector (num_params,), got shape {tuple(params.shape)}; "
-                         "vmap over a batch of parameters")
-    cdtype = sv._complex_dtype(params, dtype)
-    sv._check_memory(circuit.n_wires - k, cdtype)  # what one device holds
+    cdtype = complex_dtype(params, dtype)
+    check_state_memory(circuit.n_wires - k, cdtype)  # what one device holds
     return qmesh, k, params, cdtype
 
 
@@ -284,8 +267,8 @@ def simulate(circuit: Circuit, params=None, *, mesh=None, n_devices: int | None 
     :func:`qsim.simulator.statevector.simulate` up to rounding."""
     qmesh, k, params, cdtype = _setup(circuit, params, mesh, n_devices, dtype)
     if k == 0:
-        return sv.simulate(circuit, params, dtype=cdtype)
-    fn, _ = _runner(_Ref(circuit), qmesh, jnp.dtype(cdtype).name)
+        return simulate_local(circuit, params, dtype=cdtype)
+    fn, _ = _runner(circuit, qmesh, jnp.dtype(cdtype).name)
     return fn(jnp.zeros(0) if params is None else params)
 
 
@@ -351,6 +334,6 @@ def expval(circuit: Circuit, params, observable: PauliSum, *, mesh=None, n_devic
     psi = simulate(circuit, params, mesh=mesh, n_devices=n_devices, dtype=dtype)
     qmesh = qubit_mesh(mesh, n_devices)
     if _n_global(qmesh) == 0:
-        return sv.state_expval(psi, observable)
+        return state_expval(psi, observable)
     terms = tuple((complex(c), *_masks(s, n)) for c, s in observable)
     return _expval_fn(terms, n, qmesh)(psi)

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import qsim
+from qsim.infra import settings
+from qsim.simulator import compile, fusion, native, records
 from qsim.simulator import kernels as K
-from qsim.simulator import native
 from qsim.simulator import statevector as sv
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C++ compiler?)")
@@ -87,9 +88,7 @@ def test_kernel_rejects_bad_blocks():
     with pytest.raises(Exception, match="does not match"):
         native.apply(x, jnp.zeros((2, 8, 8)), (1, 2), 6)
     with pytest.raises(ValueError, match="at most 5 wires"):
-        from qsim.simulator import fusion
-        gates = sv._gates_of(_circuit(7, 6, seed=0, wide=True))
-        fusion.plan([gates], 7, sv._is_diag, sv._is_monomial, native=True)
+        fusion.plan([records.gates_of(_circuit(7, 6, seed=0, wide=True))], 7, native=True)
 
 
 def _circuit(n, layers, seed, wide=False):
@@ -108,9 +107,10 @@ def _circuit(n, layers, seed, wide=False):
 
 
 def _native(c, dtype="complex128", k=None):
-    run, prog = sv._runner_and_program(c, dtype, k, "native")
-    assert all(s.kind == "N" for s in prog.steps)
-    return run
+    prog = compile(c, dtype=dtype, engine="native", max_fuse=k)
+    assert prog.engine == "native" and prog.steps and all(s.kind == "N" for s in prog.steps)
+    assert prog.n_blocks == len(prog.steps) and max(prog.block_widths) <= (k or 3)
+    return prog.run
 
 
 @needs_native
@@ -124,7 +124,7 @@ def test_native_engine_matches_scan_and_reference(k, numpy_state):
     p = rng.uniform(-3, 3, c.num_params)
     psi0 = rng.normal(size=2 ** n) + 1j * rng.normal(size=2 ** n)
     psi0 = jnp.asarray(psi0 / np.linalg.norm(psi0))
-    scan = sv._runner_and_program(c, "complex128", None, "scan")[0]
+    scan = compile(c, dtype="complex128", engine="scan").run
     got = np.asarray(_native(c, k=k)(jnp.asarray(p), None))
     np.testing.assert_allclose(got, numpy_state(c, p), atol=1e-12)
     np.testing.assert_allclose(np.asarray(_native(c, k=k)(jnp.asarray(p), psi0)),
@@ -142,9 +142,10 @@ def test_native_engine_gradient(real_circuit):
     real = real_circuit(n, 3)
     for c in (_circuit(n, 2, seed=5), real):
         p = jnp.asarray(np.random.default_rng(6).uniform(-3, 3, c.num_params))
-        run, prog = sv._runner_and_program(c, "complex128", 3, "native")
-        assert prog.real == (c is real)
-        scan = sv._runner_and_program(c, "complex128", None, "scan")[0]
+        prog = compile(c, dtype="complex128", engine="native", max_fuse=3)
+        run = prog.run
+        assert prog.engine == "native" and prog.adjoint and prog.real == (c is real)
+        scan = compile(c, dtype="complex128", engine="scan").run
         f = jax.jit(lambda q, run=run: sv.state_expval(run(q, None), h))
         v, g = jax.value_and_grad(f)(p)
         v_ref, g_ref = jax.jit(jax.value_and_grad(lambda q: sv.state_expval(scan(q, None), h)))(p)
@@ -158,38 +159,52 @@ def test_native_engine_gradient(real_circuit):
 
 @needs_native
 def test_native_engine_under_vmap(monkeypatch):
-    """The public API picks the native engine (QSIM_SV_ENGINE=native) and vmaps over parameters."""
+    """The public API picks the native engine (QSIM_SV_ENGINE=native, read per call) and vmaps over
+    parameters."""
     monkeypatch.setenv("QSIM_SV_ENGINE", "native")
+    settings.refresh()
     c = _circuit(6, 3, seed=9)
     ps = jnp.asarray(np.random.default_rng(9).uniform(-3, 3, (3, c.num_params)))
-    assert sv._engine(6) == "native"
-    batched = jax.vmap(lambda q: sv.simulate(c, q))(ps)
-    monkeypatch.setenv("QSIM_SV_ENGINE", "scan")
-    for i in range(3):
-        np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(sv.simulate(c, ps[i])), atol=1e-12)
+    try:
+        assert compile(c).engine == "native"
+        batched = jax.vmap(lambda q: sv.simulate(c, q))(ps)
+    finally:
+        monkeypatch.delenv("QSIM_SV_ENGINE")
+        settings.refresh()
+    with settings.override(sv_engine="scan"):
+        assert compile(c).engine == "scan"
+        for i in range(3):
+            np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(sv.simulate(c, ps[i])), atol=1e-12)
 
 
-def test_fallback_to_xla_gemm(monkeypatch, caplog):
+def _failing_compiler(tmp_path):
+    """A fake C++ compiler that reports a version and fails every compile."""
+    cxx = tmp_path / "fake-c++"
+    cxx.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo fake 1.0; exit 0; fi\n"
+                   "echo 'compile failed' >&2\nexit 1\n")
+    cxx.chmod(0o755)
+    return cxx
+
+
+def test_fallback_to_xla_gemm(monkeypatch, caplog, tmp_path):
     """QSIM_NATIVE=0, or a compile that fails (one warning logged), gives the XLA GEMM engine and the
     same numbers."""
     c = _circuit(6, 3, seed=4)
     p = jnp.asarray(np.random.default_rng(4).uniform(-3, 3, c.num_params))
-    ref = np.asarray(sv._runner_and_program(c, "complex128", None, "scan")[0](p, None))
-    monkeypatch.setenv("QSIM_SV_ENGINE", "native")
-    monkeypatch.setenv("QSIM_NATIVE", "0")
-    assert not native.available() and sv._engine(6) == "gemm"
-    np.testing.assert_allclose(np.asarray(sv.simulate(c, p)), ref, atol=1e-12)
-    monkeypatch.delenv("QSIM_NATIVE")
-    monkeypatch.setattr(native, "_compiler", lambda: "/nonexistent/c++")
-    monkeypatch.setattr(native, "library_path", lambda cxx, *a: native._cache_dir() / "missing.so")
-    monkeypatch.setattr(native, "_build", lambda cxx, out: (_ for _ in ()).throw(RuntimeError("compile failed")))
-    native._load.cache_clear()
-    try:
-        with caplog.at_level(logging.WARNING, logger="qsim.simulator.native"):
-            assert not native.available()
-            assert not native.available()
-        assert sum("compile failed" in r.getMessage() for r in caplog.records) == 1
-        assert sv._engine(6) == "gemm"
+    ref = np.asarray(compile(c, dtype="complex128", engine="scan").run(p))
+    with settings.override(sv_engine="native", native=False):
+        assert not native.available() and compile(c).engine == "gemm"
         np.testing.assert_allclose(np.asarray(sv.simulate(c, p)), ref, atol=1e-12)
+    monkeypatch.setenv("CXX", str(_failing_compiler(tmp_path)))
+    native.reset()
+    try:
+        with settings.override(sv_engine="native", cache_dir=tmp_path / "cache"):
+            with caplog.at_level(logging.WARNING, logger="qsim.simulator.native"):
+                assert not native.available()
+                assert not native.available()
+            assert sum("compile failed" in r.getMessage() for r in caplog.records) == 1
+            assert compile(c).engine == "gemm"
+            np.testing.assert_allclose(np.asarray(sv.simulate(c, p)), ref, atol=1e-12)
     finally:
-        native._load.cache_clear()
+        monkeypatch.delenv("CXX")
+        native.reset()

@@ -4,12 +4,17 @@ Correctness against PennyLane / Aer lives in test_statevector.py; here the fused
 against a plain NumPy reference built gate by gate from the gate table, for several fusion widths.
 """
 
+import ast
+import pathlib
+
 import numpy as np
 import jax
 import jax.numpy as jnp
 import pytest
 
 import qsim
+from qsim.infra import settings
+from qsim.simulator import compile, compiler, gemm
 from qsim.simulator import statevector as sv
 
 
@@ -75,10 +80,11 @@ def test_fusion_reduces_passes_and_kernels_stay_few():
     progs = []
     for layers in (4, 12):
         c = layered(6, layers)
-        prog = sv._runner_and_program(c)[1]
-        assert len(prog.kidx) < len(c.ops) / 1.8
+        prog = compile(c)
+        assert prog.engine == "scan" and prog.n_blocks < len(c.ops) / 1.8
+        assert max(prog.block_widths) <= prog.max_fuse == 2     # 6 qubits: blocks of 2 wires
         progs.append(prog)
-    assert len(progs[0].kernels) == len(progs[1].kernels) <= 2 * 6
+    assert 0 < progs[0].n_kernels == progs[1].n_kernels <= 2 * 6
 
 
 def test_structure_cache_hits_for_an_equal_circuit():
@@ -88,24 +94,29 @@ def test_structure_cache_hits_for_an_equal_circuit():
         return c
     p = jnp.array([0.3, -0.7])
     a = sv.simulate(make(), p)
-    hits = sv._compiled.cache_info().hits
+    hits = compiler.cache_info().hits
     b = sv.simulate(make(), p * 2)          # a new object with the same structure: no rebuild
-    assert sv._compiled.cache_info().hits == hits + 1
+    assert compiler.cache_info().hits == hits + 1
     assert not np.allclose(a, b)
+    # compile() is the program simulate ran: the same cached object
+    assert compile(make(), dtype=jnp.complex64) is compile(make(), dtype="complex64")
+    assert compiler.cache_info().hits == hits + 2
 
 
 @pytest.mark.parametrize("mode", ["0", "1"])
-def test_gradient_paths_agree_with_finite_differences(mode, monkeypatch):
-    """Plain reverse mode ("0") and the adjoint method ("1") both match central differences."""
-    monkeypatch.setenv("QSIM_SV_ADJOINT", mode)
+def test_gradient_paths_agree_with_finite_differences(mode):
+    """Plain reverse mode ("0") and the adjoint method ("1", QSIM_SV_ADJOINT) both match central
+    differences."""
     c = _random_circuit(3, 8, 3)
     h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(2)
     p = jnp.asarray(np.random.default_rng(4).uniform(-3, 3, (2, c.num_params)))
-    f = jax.jit(lambda q: sv.expval(c, q, h))
-    g = jax.grad(lambda q: f(q).sum())(p)           # batched params: vmap inside
-    eps = 1e-6
-    e = jnp.zeros((2, c.num_params)).at[0, 0].set(eps).at[1, -1].set(eps)
-    fd = (f(p + e) - f(p - e)) / (2 * eps)
+    with settings.override(sv_adjoint=mode):
+        assert compile(c).adjoint == (mode == "1")
+        f = jax.jit(lambda q: sv.expval(c, q, h))
+        g = jax.grad(lambda q: f(q).sum())(p)           # batched params: vmap inside
+        eps = 1e-6
+        e = jnp.zeros((2, c.num_params)).at[0, 0].set(eps).at[1, -1].set(eps)
+        fd = (f(p + e) - f(p - e)) / (2 * eps)
     np.testing.assert_allclose([g[0, 0], g[1, -1]], fd, atol=1e-7)
 
 
@@ -143,8 +154,7 @@ def test_real_path_matches_reference(numpy_state, real_circuit):
     initial state; both agree with the NumPy reference to 1e-10 (complex64: 1e-5)."""
     n = 5
     c = real_circuit(n, 1)
-    prog = sv._runner_and_program(c)[1]
-    assert prog.real
+    assert compile(c).real
     p = np.random.default_rng(2).uniform(-3, 3, c.num_params)
     np.testing.assert_allclose(np.asarray(sv.simulate(c, jnp.asarray(p))), numpy_state(c, p), atol=1e-10)
     psi32 = sv.simulate(c, jnp.asarray(p, jnp.float32))
@@ -157,7 +167,7 @@ def test_real_path_matches_reference(numpy_state, real_circuit):
     out = sv.simulate(c, jnp.asarray(p), init_state=jnp.asarray(psi0))
     np.testing.assert_allclose(np.asarray(out), numpy_state(prep + c, p), atol=1e-10)
     # a complex gate anywhere makes the program complex
-    assert not sv._runner_and_program(c.copy().s(0))[1].real
+    assert not compile(c.copy().s(0)).real
 
 
 def test_dense_wide_unitary_and_wide_trainable_gate(numpy_state, haar):
@@ -172,10 +182,10 @@ def test_dense_wide_unitary_and_wide_trainable_gate(numpy_state, haar):
     c.ctrl("ry", [0, 4, 6], 2)
     c.cnot(2, 3).rz(3)
     p = rng.uniform(-3, 3, c.num_params)
-    prog = sv._runner_and_program(c)[1]
-    assert max(len(op.wires) for op in c.ops) == 6
+    prog = compile(c)
+    assert max(len(op.wires) for op in c.ops) == 6 and max(prog.block_widths) == 6
     np.testing.assert_allclose(np.asarray(sv.simulate(c, jnp.asarray(p))), numpy_state(c, p), atol=1e-10)
-    assert len(prog.kidx) <= len(c.ops)
+    assert prog.n_blocks <= len(c.ops)
     h = qsim.Z(2) + 0.5 * qsim.X(3) @ qsim.Y(0)
     f = jax.jit(lambda q: sv.expval(c, q, h))
     g = jax.grad(f)(jnp.asarray(p))
@@ -191,7 +201,9 @@ def test_dense_wide_unitary_and_wide_trainable_gate(numpy_state, haar):
 # the GEMM engine (qsim.simulator.fusion): wide blocks as matrix products on a tracked wire layout
 # ---------------------------------------------------------------------------------------------------
 def _gemm(c, k):
-    return sv._runner_and_program(c, "complex128", k, "gemm")[0]
+    prog = compile(c, dtype="complex128", engine="gemm", max_fuse=k)
+    assert prog.engine == "gemm" and prog.max_fuse == k
+    return prog.run
 
 
 @pytest.mark.parametrize("n,gates,widths", [(1, 6, (1, 2)), (2, 10, (1, 2, 3)), (4, 24, (2, 3, 4, 5)),
@@ -213,7 +225,7 @@ def test_gemm_engine_matches_unfused(n, gates, widths):
     p = jnp.asarray(rng.uniform(-3, 3, c.num_params))
     psi0 = rng.normal(size=2 ** n) + 1j * rng.normal(size=2 ** n)
     psi0 = jnp.asarray(psi0 / np.linalg.norm(psi0))
-    unfused = sv._runner_and_program(c, "complex128", 1, "scan")[0]
+    unfused = compile(c, dtype="complex128", engine="scan", max_fuse=1).run
     ref, ref0 = np.asarray(unfused(p, None)), np.asarray(unfused(p, psi0))
     for k in widths:
         np.testing.assert_allclose(np.asarray(_gemm(c, k)(p, None)), ref, atol=1e-12, err_msg=f"k={k}")
@@ -225,8 +237,8 @@ def test_gemm_engine_gradient_and_real_path(numpy_state, real_circuit):
     circuits); a real circuit from |0> runs on one plane; complex64 within 1e-5."""
     h = 0.7 * qsim.Z(0) @ qsim.X(2) + qsim.Y(1) - 0.2 * qsim.Z(4)
     for c in (_random_circuit(6, 30, 11), real_circuit(6, 2)):
-        prog = sv._runner_and_program(c, "complex128", 4, "gemm")[1]
-        assert any(s.kind == "G" for s in prog.steps) and len(prog.kidx) < len(c.ops)
+        prog = compile(c, dtype="complex128", engine="gemm", max_fuse=4)
+        assert any(s.kind == "G" for s in prog.steps) and prog.n_blocks < len(c.ops) and prog.adjoint
         p = jnp.asarray(np.random.default_rng(12).uniform(-3, 3, c.num_params))
         f = jax.jit(lambda q, c=c: sv.state_expval(_gemm(c, 4)(q, None), h))
         g = jax.grad(f)(p)
@@ -234,7 +246,7 @@ def test_gemm_engine_gradient_and_real_path(numpy_state, real_circuit):
         for i in (0, c.num_params // 2, c.num_params - 1):
             e = jnp.zeros(c.num_params).at[i].set(eps)
             np.testing.assert_allclose(g[i], (f(p + e) - f(p - e)) / (2 * eps), atol=1e-7)
-        psi32 = sv._runner_and_program(c, "complex64", 4, "gemm")[0](p.astype(jnp.float32), None)
+        psi32 = compile(c, dtype="complex64", engine="gemm", max_fuse=4).run(p.astype(jnp.float32))
         np.testing.assert_allclose(np.asarray(psi32), numpy_state(c, np.asarray(p)), atol=1e-5)
     assert prog.real
 
@@ -242,19 +254,20 @@ def test_gemm_engine_gradient_and_real_path(numpy_state, real_circuit):
 def test_gemm_layout_transposes_return_to_wire_order():
     """A transpose of merged axes is a permutation of the wires; every product acts on the leading
     axes, consecutive blocks on the same wires need no transpose, and the plan ends in wire order."""
-    from qsim.simulator import fusion
     n = 5
     x = jnp.arange(2 * 2 ** n, dtype=jnp.float64).reshape(2, -1)
     new = (3, 4, 0, 1, 2)
-    t = fusion.transpose_layout(x, tuple(range(n)), new)
+    t = gemm.transpose_layout(x, tuple(range(n)), new)
     ref = np.transpose(np.asarray(x).reshape((2,) + (2,) * n), (0,) + tuple(1 + w for w in new)).reshape(2, -1)
     np.testing.assert_array_equal(np.asarray(t), ref)
-    np.testing.assert_array_equal(np.asarray(fusion.transpose_layout(t, new, tuple(range(n)))), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(gemm.transpose_layout(t, new, tuple(range(n)))), np.asarray(x))
     c = qsim.Circuit(8)
     for _ in range(3):
         for a, b in ((0, 5), (1, 6), (2, 7), (3, 4)):
             c.crx(a, b).ry(a).rx(b)
-    steps = sv._runner_and_program(c, "complex128", 2, "gemm")[1].steps
+    prog = compile(c, dtype="complex128", engine="gemm", max_fuse=2)
+    steps = prog.steps
+    assert prog.n_transposes == sum(s.kind == "T" for s in steps)
     lay = list(range(8))
     for s in steps:
         if s.kind == "T":
@@ -267,3 +280,74 @@ def test_gemm_layout_transposes_return_to_wire_order():
     # product whose wires do not lead, plus the last one back to wire order
     n_t, n_g = sum(s.kind == "T" for s in steps), sum(s.kind == "G" for s in steps)
     assert n_g == 4 and n_t <= n_g + 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# the public compile / inspect API and the stages behind it
+# ---------------------------------------------------------------------------------------------------
+def test_compile_program_fields_run_and_bad_input():
+    c = qsim.Circuit(4)
+    for _ in range(2):
+        for w in range(4):
+            c.ry(w)
+        for w in range(3):
+            c.cnot(w, w + 1)
+    prog = compile(c, dtype="complex128")
+    assert qsim.compile is compile and qsim.simulator.Program is compiler.Program
+    assert (prog.engine, prog.n_wires, prog.dtype, prog.max_fuse) == ("scan", 4, "complex128", 2)
+    assert prog.real and prog.n_blocks == len(prog.block_widths) > 0 and prog.n_kernels > 0
+    assert prog.steps == () and prog.n_transposes == 0
+    rng = np.random.default_rng(1)
+    p = jnp.asarray(rng.uniform(-3, 3, c.num_params))
+    psi0 = jnp.asarray(rng.normal(size=16) + 1j * rng.normal(size=16))
+    psi0 = psi0 / jnp.linalg.norm(psi0)
+    np.testing.assert_allclose(np.asarray(prog.run(p)), np.asarray(sv.simulate(c, p)), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(prog.state(p, init_state=psi0)),
+                               np.asarray(sv.simulate(c, p, init_state=psi0)), atol=1e-12)
+    g = jax.grad(lambda q: jnp.abs(prog.run(q)[3]) ** 2)(p)
+    g_ref = jax.grad(lambda q: jnp.abs(sv.simulate(c, q)[3]) ** 2)(p)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=1e-12)
+    with pytest.raises(ValueError, match="unknown engine"):
+        compile(c, engine="fast")
+    with pytest.raises(ValueError, match="max_fuse"):
+        compile(c, max_fuse=7)
+    with pytest.raises(TypeError, match="qsim.Circuit"):
+        compile("not a circuit")
+    with pytest.raises(TypeError, match="complex64 or complex128"):
+        compile(c, dtype=jnp.float32)
+    with pytest.raises(ValueError, match="init_state"):
+        prog.run(p, init_state=jnp.ones(3))
+
+
+def test_engine_settings_are_read_per_call():
+    """QSIM_SV_GEMM_MIN_QUBITS / QSIM_SV_ENGINE / QSIM_SV_GEMM_FUSE / QSIM_NATIVE take effect on the
+    next call (qsim.infra.settings), not at import."""
+    c = _random_circuit(6, 20, 5)
+    assert compile(c).engine == "scan"
+    with settings.override(gemm_min_qubits=4, native=False):
+        prog = compile(c)
+        assert prog.engine == "gemm" and prog.max_fuse == settings.get().gemm_max_fuse
+    with settings.override(sv_engine="gemm", gemm_max_fuse=3):
+        assert (compile(c).engine, compile(c).max_fuse) == ("gemm", 3)
+    assert compile(c).engine == "scan"
+
+
+STAGES = ("kernels", "native", "inputs", "records", "fusion", "program", "scan", "gemm", "compiler", "measure",
+          "statevector", "sharded")
+
+
+def test_simulator_stages_import_only_earlier_stages():
+    """One direction through the simulator: each module imports only modules listed before it."""
+    root = pathlib.Path(qsim.simulator.__file__).parent
+    assert {p.stem for p in root.glob("*.py")} - {"__init__"} == set(STAGES)
+    for i, name in enumerate(STAGES):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qsim.simulator"):
+                mod = node.module.split(".")[2:] or [a.name for a in node.names]
+                used.update(m for m in mod if m in STAGES)
+            elif isinstance(node, ast.Import):
+                used.update(a.name.split(".")[2] for a in node.names
+                            if a.name.startswith("qsim.simulator.") and a.name.split(".")[2] in STAGES)
+        assert used <= set(STAGES[:i]), f"{name} imports {sorted(used - set(STAGES[:i]))}, a later stage"
