@@ -41,6 +41,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import qsim  # noqa: E402
+from qsim.infra import settings  # noqa: E402
+from qsim.simulator import compiler, program  # noqa: E402
 from qsim.simulator import statevector as sv  # noqa: E402
 
 LAYERS = 10
@@ -252,9 +254,9 @@ def run(args) -> dict:
                 t_g, _ = timed(vg, p) if args.grad else (0.0, None)
                 compile_s[dt] = {"forward": t_f, "value_and_grad": t_g}
                 backends[f"qsim-{dt[7:]}"] = (fwd, vg if args.grad else None)
-            prog = sv._runner_and_program(circ)[1]
-            n_blocks = len(prog.kidx)
-            n_transposes = sum(s.kind == "T" for s in getattr(prog, "steps", ()))
+            prog = qsim.compile(circ, dtype="complex128")
+            n_blocks = prog.n_blocks
+            n_transposes = prog.n_transposes
             real_path = bool(prog.real)
             if "lightning" in args.peers:
                 backends["lightning.qubit"] = pennylane_backend(n, ops, "lightning.qubit")
@@ -295,7 +297,7 @@ def run(args) -> dict:
             gates = len([o for o in ops])
             row = {
                 "n": n, "circuit": cname, "gates": gates, "params": nparams, "qsim_blocks": n_blocks, "qsim_real_path": real_path,
-                "qsim_engine": engine_of(prog), "qsim_transposes": n_transposes,
+                "qsim_engine": prog.engine, "qsim_transposes": n_transposes,
                 "forward_s": med_f, "value_and_grad_s": med_g, "repeats": reps,
                 "forward_all_s": tf, "value_and_grad_all_s": tg,
                 "qsim_compile_s": compile_s,
@@ -316,14 +318,6 @@ def run(args) -> dict:
     return result(args, bw, load0, rows)
 
 
-def engine_of(prog) -> str:
-    """``native`` (C++ kernels, qsim.simulator.native), ``gemm`` (XLA products) or ``scan``."""
-    steps = getattr(prog, "steps", None)
-    if steps is None:
-        return "scan"
-    return "native" if any(s.kind == "N" for s in steps) else "gemm"
-
-
 def native_info() -> dict:
     """Whether the native kernels are used here, and how long loading (or first compiling) them took."""
     from qsim.simulator import native
@@ -337,13 +331,14 @@ def native_info() -> dict:
 def result(args, bw, load0, rows) -> dict:
     return {"machine": machine(), "bandwidth": bw, "load_average_start": load0,
             "load_average_end": os.getloadavg(), "rows": rows, "command": " ".join(sys.argv),
-            "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": sv.MAX_FUSE, "gemm_min_qubits": sv.GEMM_MIN_QUBITS,
-                         "gemm_max_fuse": sv.GEMM_MAX_FUSE, "native_max_fuse": sv.NATIVE_MAX_FUSE,
+            "settings": {"layers": LAYERS, "repeats": args.repeats, "max_fuse": compiler.MAX_FUSE,
+                         "gemm_min_qubits": settings.get().gemm_min_qubits,
+                         "gemm_max_fuse": settings.get().gemm_max_fuse, "native_max_fuse": settings.get().native_max_fuse,
                          "native": args.native,
                          "default_qubit_max": args.default_max,
                          "observable": "sum_i Z_i", "aer": "statevector, double, default fusion",
                          "pennylane_gradients": "lightning: adjoint, default.qubit: backprop (jax)", "qsim_gradients": "jax.value_and_grad",
-                         "qsim_adjoint_bytes": sv.ADJOINT_BYTES}}
+                         "qsim_adjoint_bytes": program.ADJOINT_BYTES}}
 
 
 def write(args, res) -> None:
