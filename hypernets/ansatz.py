@@ -21,30 +21,27 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import qsim
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from qsim.circuits.circuit import Circuit
+from qsim.circuits import templates
+from qsim.infra.validation import positive_int
 
 __all__ = ["brickwork", "hardware_efficient", "make_ansatz", "init_params", "ANSATZE"]
 
 
-def _check(n_qubits, depth):
-    for name, v in (("n_qubits", n_qubits), ("depth", depth)):
-        if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__"):
-            raise TypeError(f"{name} must be an int, got {v!r}")
-    if n_qubits < 1:
-        raise ValueError(f"n_qubits must be >= 1, got {n_qubits}")
-    if depth < 1:
-        raise ValueError(f"depth (layer steps) must be >= 1, got {depth}")
+def _check(n_qubits, depth) -> tuple[int, int]:
+    return positive_int(n_qubits, "n_qubits"), positive_int(depth, "depth (layer steps)")
 
 
 def brickwork(n_qubits: int, depth: int):
     """The paper's ansatz (module docstring): ``depth`` layer steps, ``2 * n_qubits * depth`` angles."""
 
-    _check(n_qubits, depth)
-    c = qsim.Circuit(int(n_qubits))
-    for d in range(int(depth)):
+    n_qubits, depth = _check(n_qubits, depth)
+    c = Circuit(n_qubits)
+    for d in range(depth):
         for j in range(d % 2, n_qubits - 1, 2):
             c.cnot(j, j + 1)
         for j in range(n_qubits):
@@ -55,18 +52,10 @@ def brickwork(n_qubits: int, depth: int):
 
 
 def hardware_efficient(n_qubits: int, depth: int):
-    """RY + RZ on every qubit then a CNOT ladder, per layer step; ``2 * n_qubits * depth`` angles."""
-
-    _check(n_qubits, depth)
-    c = qsim.Circuit(int(n_qubits))
-    for _ in range(int(depth)):
-        for j in range(n_qubits):
-            c.ry(j)
-        for j in range(n_qubits):
-            c.rz(j)
-        for j in range(n_qubits - 1):
-            c.cnot(j, j + 1)
-    return c
+    """RY + RZ on every qubit then a CNOT ladder, per layer step; ``2 * n_qubits * depth`` angles
+    (:func:`qsim.circuits.templates.hardware_efficient`, the builder the chemistry VQE uses too)."""
+    n_qubits, depth = _check(n_qubits, depth)
+    return templates.hardware_efficient(n_qubits, depth)
 
 
 ANSATZE = {"brickwork": brickwork, "hardware_efficient": hardware_efficient}
@@ -156,10 +145,9 @@ def make_probs_fn(name: str, n_qubits: int, depth: int):
     distribution as ``qsim.probs(make_ansatz(name, n, depth), params)`` (the tests check both and the
     gradient)."""
 
-    _check(n_qubits, depth)
+    n, D = _check(n_qubits, depth)
     if name not in ANSATZE:
         raise ValueError(f"unknown ansatz {name!r}; known: {sorted(ANSATZE)}")
-    n, D = int(n_qubits), int(depth)
     brick = name == "brickwork"
     plan = []                                        # per step: [(start, stop, column order or None)]
     for d in range(D):

@@ -80,3 +80,49 @@ def test_float32_circuit_and_task_ask_for_full_float32_products(float32_dot_prec
          "b2": jnp.float32(1), "activation": jnp.int32(0)}
     pr += float32_dot_precisions(gaussian_forward, p, jnp.ones((5, 2), jnp.float32))
     assert_all_highest(pr, at_least=3)
+
+
+def _old_brickwork(n, depth):
+    c = qsim.Circuit(n)
+    for d in range(depth):
+        for j in range(d % 2, n - 1, 2):
+            c.cnot(j, j + 1)
+        for j in range(n):
+            c.ry(j)
+        for j in range(n):
+            c.phaseshift(j)
+    return c
+
+
+def _old_hardware_efficient(n, depth):
+    """hypernets' own builder before the shared qsim.circuits.templates one (the reference)."""
+    c = qsim.Circuit(n)
+    for _ in range(depth):
+        for j in range(n):
+            c.ry(j)
+        for j in range(n):
+            c.rz(j)
+        for j in range(n - 1):
+            c.cnot(j, j + 1)
+    return c
+
+
+@pytest.mark.parametrize("n, depth", [(1, 1), (2, 2), (5, 3), (8, 1), (17, 4)])
+def test_circuits_are_the_old_gate_sequences(n, depth):
+    """hardware_efficient now comes from qsim.circuits.templates (shared with the chemistry VQE):
+    op for op, slot for slot the circuit it was; brickwork unchanged."""
+    from qsim.chem import vqe
+
+    assert hardware_efficient(n, depth).key() == _old_hardware_efficient(n, depth).key()
+    assert make_ansatz("hardware_efficient", n, depth).key() == _old_hardware_efficient(n, depth).key()
+    assert vqe.hardware_efficient(n, depth).circuit.key() == hardware_efficient(n, depth).key()
+    assert brickwork(n, depth).key() == _old_brickwork(n, depth).key()
+
+
+def test_bad_sizes_name_the_value():
+    with pytest.raises(TypeError, match="n_qubits must be a positive int"):
+        hardware_efficient(2.5, 1)
+    with pytest.raises(ValueError, match=r"depth \(layer steps\) must be a positive int, got 0"):
+        hardware_efficient(3, 0)
+    with pytest.raises(ValueError, match="n_qubits"):
+        make_probs_fn("brickwork", 0, 1)
