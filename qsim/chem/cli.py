@@ -11,19 +11,22 @@ energy_error/variance, error_mha), checkpoints, summary.json with ``system``, ``
 """
 
 from __future__ import annotations
-from qsim.infra.cli import add_common_arguments
+
+import sys
+
 import jax
-from qsim.infra.cli import resolve_config
 import numpy as np
-from qsim.infra import runs
-from qsim.chem.hamiltonians import molecular_hamiltonian
-from qsim.molecules import get_molecule
-from tqdm.auto import tqdm
+
 from qsim.chem import vqe
+from qsim.chem.hamiltonians import molecular_hamiltonian
 from qsim.chem.nqs import run_nqs
+from qsim.infra.cli import add_common_arguments, resolve_config
+from qsim.infra.driver import NonFiniteError
+from qsim.infra.runs import open_run
+from qsim.infra.validation import one_of, positive_int
+from qsim.molecules import get_molecule
 
-
-__all__ = ["register", "run", "DEFAULTS"]
+__all__ = ["register", "run", "run_config", "solve", "DEFAULTS"]
 
 DEFAULTS = {
     "system": "H2",
@@ -46,7 +49,6 @@ DEFAULTS = {
 
 
 def register(subparsers) -> None:
-
     p = subparsers.add_parser("vqe", help="molecular ground state on qubits: VQE (UCCSD/HEA) or NetKet NQS",
                               description=__doc__.splitlines()[0])
     p.add_argument("--system", help="catalog molecule (H, He, H2, LiH, Li, Be, B, C, N, Li2)")
@@ -81,120 +83,91 @@ def _parse_active(active):
 
 
 def run(args) -> int:
-
     jax.config.update("jax_enable_x64", True)
-
     cfg = resolve_config(DEFAULTS, args, cli_keys=["system", "basis", "active", "mapping", "ansatz", "backend",
                                                    "shots", "optimizer", "learning_rate", "steps", "qng"])
-    if args.out is None:
-        raise ValueError("qsim vqe needs --out DIR (the run directory)")
-    return run_config(cfg, args.out, progress=not args.no_progress)
+    try:
+        s = solve(cfg, args.out, progress=not args.no_progress)
+    except NonFiniteError as e:
+        print(f"qsim vqe: {e}", file=sys.stderr)
+        return 1
+    err = "" if s.get("error_mha") is None else f" ({s['error_mha']:.4f} mHa above FCI)"
+    print(f"vqe {s['system']} {s['ansatz']}: E = {s['energy']:.10f} Ha{err}"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
 
 
 def run_config(cfg: dict, out, progress: bool = False) -> int:
-    """Run one VQE / NQS calculation from a resolved configuration into run directory ``out``."""
+    """Run one VQE / NQS calculation from a resolved configuration into run directory ``out`` (0 when done)."""
+    solve(cfg, out, progress=progress)
+    return 0
 
 
+def solve(cfg: dict, out=None, progress: bool = False) -> dict:
+    """Run one VQE / NQS calculation from a resolved configuration; returns the summary (also written
+    to the run directory ``out`` when given; without it nothing is written)."""
     active = _parse_active(cfg["active"])
-    ansatz_name = cfg["ansatz"]
-    if ansatz_name not in ("uccsd", "hea", "nqs"):
-        raise ValueError(f"unknown ansatz {ansatz_name!r}; choose uccsd, hea or nqs")
-    shots = cfg["shots"]
-    backend = cfg["backend"]
-    if shots is not None and (not isinstance(shots, int) or shots < 1):
-        raise ValueError(f"shots must be a positive int, got {shots!r}")
-    if backend != "statevector" and shots is None and ansatz_name != "nqs":
+    ansatz = one_of(cfg["ansatz"], "ansatz", ("uccsd", "hea", "nqs"))
+    shots, backend = cfg["shots"], cfg["backend"]
+    if shots is not None:
+        positive_int(shots, "shots")
+        if cfg["qng"]:
+            raise ValueError("qng needs exact statevector gradients; drop --qng for shot-based runs")
+    if backend != "statevector" and shots is None and ansatz != "nqs":
         raise ValueError(f"backend {backend!r} needs --shots (exact energies run on the statevector)")
     spec = get_molecule(cfg["system"])  # clear error for unknown names before any heavy work
     mh = molecular_hamiltonian(spec.name, basis=cfg["basis"], active=active, mapping=cfg["mapping"])
     cfg = dict(cfg, active=list(mh.active_space))
-    fci = mh.fci_energy
-
-    def err_mha(e):
-        return None if fci is None or e is None else 1000.0 * (e - fci)
-
-
-    with runs.RunDir.open(out, command="vqe", config=cfg) as rd:
-        rd.update_summary(system=spec.name, basis=cfg["basis"], active_space=list(mh.active_space),
-                          mapping=mh.mapping, ansatz=ansatz_name, backend=backend, n_qubits=mh.n_qubits,
-                          fci_energy=fci, hf_energy=mh.hf_energy, reference_energy=spec.reference_energy,
-                          energy=None, error_mha=None)
-        bar = tqdm(total=int(cfg["steps"]), desc=f"vqe {spec.name}", disable=not progress)
-        if ansatz_name == "nqs":
-
-            n = cfg["nqs"]
-
-            def cb(k, e, err):
-                bar.update(1)
-                bar.set_postfix(E=f"{e:.6f}", err_mHa=f"{err_mha(e):.3f}")
-
-            res = run_nqs(mh.qubit_hamiltonian, mh.n_qubits, alpha=int(n["alpha"]), n_samples=int(n["n_samples"]),
-                          steps=int(cfg["steps"]), learning_rate=float(n["learning_rate"]),
-                          diag_shift=float(n["diag_shift"]), seed=int(cfg["seed"]), run=rd, callback=cb,
-                          sampler=str(n["sampler"]), n_restarts=int(n["n_restarts"]),
-                          warmup_steps=int(n["warmup_steps"]),
-                          exact_every=10 if mh.n_qubits <= 16 else 0)
-            energy = res.exact_energy if res.exact_energy is not None else res.energy
-            rd.update_summary(energy=energy, error_mha=err_mha(energy), mc_energy=res.energy,
-                              energy_stderr=res.energy_error, variance=res.variance)
-            bar.close()
-            return 0
+    with open_run(out, command="vqe", config=cfg) as run:
+        run.update_summary(system=spec.name, basis=cfg["basis"], active_space=list(mh.active_space),
+                           mapping=mh.mapping, ansatz=ansatz, backend=backend, n_qubits=mh.n_qubits,
+                           fci_energy=mh.fci_energy, hf_energy=mh.hf_energy,
+                           reference_energy=spec.reference_energy, energy=None, error_mha=None)
+        solver = _solve_nqs if ansatz == "nqs" else _solve_circuit
+        run.update_summary(**solver(cfg, mh, run, progress, f"vqe {spec.name}"))
+        return run.write_summary("completed")
 
 
-        if ansatz_name == "uccsd":
-            ansatz = vqe.uccsd(mh)
-            init = np.zeros(ansatz.num_params)
-        else:
-            ansatz = vqe.hardware_efficient(mh.n_qubits, int(cfg["layers"]), mh.hf_state)
-            init = 0.01 * np.random.default_rng(int(cfg["seed"])).normal(size=ansatz.num_params)
-        every = int(cfg["checkpoint_every"])
-        shot_run = shots is not None
-        template = {"params": init} if shot_run else vqe.vqe_init(
-            init, vqe.make_optimizer(cfg["optimizer"], float(cfg["learning_rate"])))._asdict()
-        start, init_state = 0, None
-        restored = rd.load_checkpoint(template)
-        if restored is not None:
-            start, tree = restored[0] + 1, restored[1]
-            init = np.asarray(tree["params"])
-            if not shot_run:
-                init_state = vqe.VQEState(**tree)
-        remaining = max(0, int(cfg["steps"]) - start)
-        bar.update(start)
+def _error_mha(energy, fci):
+    return None if fci is None or energy is None else 1000.0 * (energy - fci)
 
-        def cb(step, e, gn, state):
-            rd.log_metrics(step, energy=e, grad_norm=gn, error_mha=err_mha(e))
-            if (step + 1) % every == 0 or step + 1 == int(cfg["steps"]):
-                rd.save_checkpoint(step, {"params": np.asarray(state)} if shot_run else state._asdict())
-            bar.update(1)
-            bar.set_postfix(E=f"{e:.8f}", err_mHa=f"{err_mha(e):.4f}" if fci is not None else "")
 
-        if shots is None:
-            if remaining:
-                res = vqe.run_vqe(ansatz.circuit, mh.qubit_hamiltonian, init_params=init, init_state=init_state,
-                                  optimizer=cfg["optimizer"], learning_rate=float(cfg["learning_rate"]),
-                                  steps=remaining, qng=bool(cfg["qng"]), tol=float(cfg["tol"] or 0.0), callback=cb,
-                                  step_offset=start)
-                energy = res.energy
-            else:
-                energy = float(vqe.energy_and_grad(ansatz.circuit, mh.qubit_hamiltonian)(init)[0])
-            rd.update_summary(energy=energy, error_mha=err_mha(energy), num_params=ansatz.num_params)
-        else:
-            if cfg["qng"]:
-                raise ValueError("qng needs exact statevector gradients; drop --qng for shot-based runs")
-            res = vqe.run_vqe_shots(ansatz.circuit, mh.qubit_hamiltonian, backend, shots=int(shots),
-                                    init_params=init, optimizer=cfg["optimizer"],
-                                    learning_rate=float(cfg["learning_rate"]), steps=max(remaining, 1),
-                                    seed=int(cfg["seed"]) + start,
-                                    callback=lambda k, e, gn, p: cb(start + k, e, gn, p))
-            rd.update_summary(energy=res.energy, energy_stderr=res.energy_stderr, exact_energy=res.exact_energy,
-                              error_mha=err_mha(res.energy), num_params=ansatz.num_params, shots=shots)
-        bar.close()
-    return 0
+def _solve_nqs(cfg: dict, mh, run, progress: bool, desc: str) -> dict:
+    n = cfg["nqs"]
+    res = run_nqs(mh.qubit_hamiltonian, mh.n_qubits, alpha=int(n["alpha"]), n_samples=int(n["n_samples"]),
+                  steps=int(cfg["steps"]), learning_rate=float(n["learning_rate"]),
+                  diag_shift=float(n["diag_shift"]), seed=int(cfg["seed"]), run=run, progress=progress,
+                  sampler=str(n["sampler"]), n_restarts=int(n["n_restarts"]), warmup_steps=int(n["warmup_steps"]),
+                  exact_every=10 if mh.n_qubits <= 16 else 0, checkpoint_every=int(cfg["checkpoint_every"]),
+                  reference_energy=mh.fci_energy, desc=desc)
+    energy = res.exact_energy if res.exact_energy is not None else res.energy
+    return dict(energy=energy, error_mha=_error_mha(energy, mh.fci_energy), mc_energy=res.energy,
+                energy_stderr=res.energy_error, variance=res.variance)
+
+
+def _solve_circuit(cfg: dict, mh, run, progress: bool, desc: str) -> dict:
+    if cfg["ansatz"] == "uccsd":
+        ansatz = vqe.uccsd(mh)
+        init = np.zeros(ansatz.num_params)
+    else:
+        ansatz = vqe.hardware_efficient(mh.n_qubits, int(cfg["layers"]), mh.hf_state)
+        init = 0.01 * np.random.default_rng(int(cfg["seed"])).normal(size=ansatz.num_params)
+    common = dict(init_params=init, optimizer=cfg["optimizer"], learning_rate=float(cfg["learning_rate"]),
+                  steps=int(cfg["steps"]), run=run, checkpoint_every=int(cfg["checkpoint_every"]),
+                  progress=progress, reference_energy=mh.fci_energy, desc=desc)
+    h = mh.qubit_hamiltonian
+    if cfg["shots"] is None:
+        res = vqe.run_vqe(ansatz.circuit, h, qng=bool(cfg["qng"]), tol=float(cfg["tol"] or 0.0), **common)
+        return dict(energy=res.energy, error_mha=_error_mha(res.energy, mh.fci_energy),
+                    num_params=ansatz.num_params)
+    res = vqe.run_vqe_shots(ansatz.circuit, h, cfg["backend"], shots=int(cfg["shots"]), seed=int(cfg["seed"]),
+                            **common)
+    return dict(energy=res.energy, energy_stderr=res.energy_stderr, exact_energy=res.exact_energy,
+                error_mha=_error_mha(res.energy, mh.fci_energy), num_params=ansatz.num_params,
+                shots=cfg["shots"])
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import sys
-
     from qsim.infra.cli import main
 
     sys.exit(main(["vqe", *sys.argv[1:]]))

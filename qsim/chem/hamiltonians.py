@@ -329,35 +329,9 @@ def excitations(n_alpha: int, n_beta: int, n_orbitals: int):
     return singles, doubles
 
 
-# ---------------------------------------------------------------------------------------------------
-# the whole pipeline
-# ---------------------------------------------------------------------------------------------------
-def molecular_hamiltonian(molecule=None, *, atoms: Sequence[str] | None = None, coords=None,
-                          basis: str = "sto-3g", active: tuple[int, int] | None = None,
-                          mapping: str = "jordan_wigner", charge: int | None = None, spin: int | None = None,
-                          closed_shell: bool = False, fci: bool = True,
-                          cutoff: float = 1e-12) -> MolecularHamiltonian:
-    """Build a molecule's qubit Hamiltonian (Hartree) in an active space.
-
-    Args:
-        molecule: catalog name (see :mod:`qsim.molecules`), a PySCF ``Mole``, or None with ``atoms`` +
-            ``coords`` (bohr).
-        basis: PySCF basis name (``"sto-3g"``, ``"6-31g"``, ``"cc-pvdz"``, ...).
-        active: ``(n_electrons, n_orbitals)``; None means every electron in every orbital. The
-            ``(total - n_electrons) / 2`` lowest orbitals are frozen (doubly occupied core).
-        mapping: ``"jordan_wigner"`` or ``"parity"``.
-        charge, spin: override the molecule's (spin = n_up - n_down).
-        closed_shell: demand an RHF (closed-shell) reference; odd electron counts raise ValueError.
-        fci: also run PySCF's CASCI (FCI inside the active space) for the reference energy.
-        cutoff: integrals below this magnitude are dropped.
-
-    Raises:
-        ValueError: unknown molecule / element / basis / mapping, impossible spin or charge, an active
-            space larger than the basis or holding more electrons than it can, odd core electrons.
-    """
-    mapping = _normalise_mapping(mapping)
-    mol, name = build_mole(molecule, atoms=atoms, coords=coords, basis=basis, charge=charge, spin=spin,
-                           closed_shell=closed_shell)
+def _active_space(mol, name: str, basis: str, active) -> tuple[int, int, int, int, int]:
+    """``(n_electrons, n_orbitals, n_core, n_alpha, n_beta)`` of the active space, checked against the
+    molecule and its basis (``active=None``: every electron in every orbital)."""
     n_total = int(mol.nelectron)
     n_alpha_tot, n_beta_tot = (n_total + mol.spin) // 2, (n_total - mol.spin) // 2
     nao = int(mol.nao_nr())
@@ -388,7 +362,12 @@ def molecular_hamiltonian(molecule=None, *, atoms: Sequence[str] | None = None, 
         raise ValueError(f"active space {active!r}: {n_alpha} spin-up electrons do not fit in {n_act_orb} orbitals")
     if 2 * n_act_orb > 24:
         raise ValueError(f"active space of {n_act_orb} orbitals needs {2 * n_act_orb} qubits; the limit here is 24")
+    return n_act_el, n_act_orb, n_core, n_alpha, n_beta
 
+
+def _casci_integrals(mol, n_act_orb: int, n_alpha: int, n_beta: int, fci: bool):
+    """PySCF RHF/ROHF and the CASCI active space: ``(hf_energy, h1eff, h2eff (chemists', 4-index),
+    core energy, CASCI energy or None)``."""
     from pyscf import ao2mo, mcscf, scf
 
     mf = scf.RHF(mol) if mol.spin == 0 else scf.ROHF(mol)
@@ -405,6 +384,41 @@ def molecular_hamiltonian(molecule=None, *, atoms: Sequence[str] | None = None, 
     if fci:
         mc.fcisolver.nroots = 1
         fci_energy = float(mc.kernel()[0])
+    return hf_energy, h1, h2, ecore, fci_energy
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole pipeline
+# ---------------------------------------------------------------------------------------------------
+def molecular_hamiltonian(molecule=None, *, atoms: Sequence[str] | None = None, coords=None,
+                          basis: str = "sto-3g", active: tuple[int, int] | None = None,
+                          mapping: str = "jordan_wigner", charge: int | None = None, spin: int | None = None,
+                          closed_shell: bool = False, fci: bool = True,
+                          cutoff: float = 1e-12) -> MolecularHamiltonian:
+    """Build a molecule's qubit Hamiltonian (Hartree) in an active space.
+
+    Args:
+        molecule: catalog name (see :mod:`qsim.molecules`), a PySCF ``Mole``, or None with ``atoms`` +
+            ``coords`` (bohr).
+        basis: PySCF basis name (``"sto-3g"``, ``"6-31g"``, ``"cc-pvdz"``, ...).
+        active: ``(n_electrons, n_orbitals)``; None means every electron in every orbital. The
+            ``(total - n_electrons) / 2`` lowest orbitals are frozen (doubly occupied core).
+        mapping: ``"jordan_wigner"`` or ``"parity"``.
+        charge, spin: override the molecule's (spin = n_up - n_down).
+        closed_shell: demand an RHF (closed-shell) reference; odd electron counts raise ValueError.
+        fci: also run PySCF's CASCI (FCI inside the active space) for the reference energy.
+        cutoff: integrals below this magnitude are dropped.
+
+    Raises:
+        ValueError: unknown molecule / element / basis / mapping, impossible spin or charge, an active
+            space larger than the basis or holding more electrons than it can, odd core electrons.
+    """
+    mapping = _normalise_mapping(mapping)
+    mol, name = build_mole(molecule, atoms=atoms, coords=coords, basis=basis, charge=charge, spin=spin,
+                           closed_shell=closed_shell)
+    n_total = int(mol.nelectron)
+    n_act_el, n_act_orb, n_core, n_alpha, n_beta = _active_space(mol, name, basis, active)
+    hf_energy, h1, h2, ecore, fci_energy = _casci_integrals(mol, n_act_orb, n_alpha, n_beta, fci)
 
     import pennylane as qml
 

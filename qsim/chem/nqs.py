@@ -19,16 +19,19 @@ only inside these functions, never at ``import qsim`` time. Energies in Hartree.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from qsim.circuits.operators import PauliSum
-import jax.numpy as jnp
-from jax.nn.initializers import normal
 import jax
+import jax.numpy as jnp
 import optax
+from jax.nn.initializers import normal
+
+from qsim.circuits.operators import PauliSum
+from qsim.infra.driver import resume, run_loop
+from qsim.infra.runs import NullRun
+from qsim.infra.validation import positive_float, positive_int
 
 __all__ = ["to_netket_operator", "NQSResult", "make_vstate", "state_energy", "run_nqs"]
 
@@ -147,12 +150,44 @@ def state_energy(vstate, hamiltonian: PauliSum, n_qubits: int) -> float | None:
     return float(np.real(np.vdot(psi, h @ psi)))
 
 
+def _warm_start(op, hamiltonian: PauliSum, n_qubits: int, first, new_state: Callable, schedule, sr, seed: int,
+                n_restarts: int, warmup_steps: int):
+    """Train ``n_restarts`` RBMs (``first``, then fresh ones of seeds ``seed+1, ...``) for ``warmup_steps`` each with
+    NetKet's own loop; ``(energy, vstate, restart)`` of the lowest (exact energy up to 20 qubits, else
+    the MC estimate)."""
+    import netket as nk
+
+    best = None
+    for r in range(int(n_restarts)):
+        cand = first if r == 0 else new_state(seed + r)
+        drv = nk.driver.VMC(op, nk.optimizer.Sgd(learning_rate=schedule), variational_state=cand,
+                            preconditioner=sr)
+        drv.run(int(warmup_steps), out=None, show_progress=False)
+        e = state_energy(cand, hamiltonian, n_qubits)
+        e = float(np.real(cand.expect(op).mean)) if e is None else e
+        if best is None or e < best[0]:
+            best = (e, cand, r)
+    return best
+
+
+def _stats(st) -> dict:
+    return {"energy": float(np.real(st.mean)), "energy_error": float(st.error_of_mean),
+            "variance": float(st.variance)}
+
+
+def _postfix(m: dict) -> dict:
+    err = m.get("error_mha")
+    return {"E": f"{m['energy']:.6f}", **({} if err is None else {"err_mHa": f"{err:.3f}"})}
+
+
 def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: int = 1024, steps: int = 300,
             learning_rate: float = 0.1, diag_shift: float = 0.01, sampler: str = "auto", seed: int = 0,
             final_lr_fraction: float = 0.1,
             init_bits=None, run=None, callback: Callable | None = None, progress: bool = False,
-            exact_every: int = 0, n_restarts: int = 3, warmup_steps: int = 30) -> NQSResult:
-    """Train a complex RBM ``MCState`` with NetKet's VMC driver + SR on a qubit Hamiltonian.
+            exact_every: int = 0, n_restarts: int = 3, warmup_steps: int = 30, checkpoint_every: int = 50,
+            reference_energy: float | None = None, desc: str = "nqs") -> NQSResult:
+    """Train a complex RBM ``MCState`` with NetKet's VMC driver + SR on a qubit Hamiltonian, one NetKet
+    step per step of the driver loop (:func:`qsim.infra.driver.run_loop`).
 
     Args:
         hamiltonian, n_qubits: the qubit Hamiltonian (Hartree) and its register size.
@@ -163,10 +198,11 @@ def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: 
         sampler: ``"auto"`` (exact sampling up to 16 qubits, else local Metropolis), ``"exact"``, ``"local"``,
             or ``"full"`` (FullSumState: exact sums instead of samples; see :func:`make_vstate`).
         init_bits: start peaked on this bitstring (the HF state; see :func:`make_vstate`).
-        run: an open :class:`qsim.infra.runs.RunDir` (metrics per step; checkpoints of the parameters every
-            50 steps and at the end; resumes from the last checkpoint).
-        callback: ``callback(step, energy, error)`` after every step.
+        run: an open run directory or None (metrics per step; checkpoints of the parameters every
+            ``checkpoint_every`` steps and at the end; resumes from the last checkpoint).
+        callback: ``callback(step, energy, error)`` after every step (``False`` stops the run).
         exact_every: also log the exact variational energy every this many steps (0: never).
+        reference_energy: also log ``error_mha`` (MC energy above it, mHa); progress, desc: the display.
         n_restarts, warmup_steps: start ``n_restarts`` RBMs (seeds ``seed, seed+1, ...``), train each
             for ``warmup_steps`` and keep the lowest-energy one (exact energy up to 20 qubits, else the
             MC estimate). Measured on H2: from some initialisations SR drifts onto the Hartree-Fock
@@ -174,77 +210,49 @@ def run_nqs(hamiltonian: PauliSum, n_qubits: int, *, alpha: int = 2, n_samples: 
             (+20.6 mHa); which ones is visible within 30 steps, so a few short restarts make the run
             reliable. Skipped when resuming from a checkpoint. The chosen restart's warm-up steps
             count towards ``steps``.
+
+    A non-finite energy stops the run with :class:`qsim.infra.driver.NonFiniteError`.
     """
     for name, v in (("alpha", alpha), ("n_samples", n_samples), ("steps", steps)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    for name, v in (("learning_rate", learning_rate), ("diag_shift", diag_shift)):
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        positive_int(v, name)
+    learning_rate = positive_float(learning_rate, "learning_rate")
+    diag_shift = positive_float(diag_shift, "diag_shift")
     import netket as nk
 
     hilbert, op = to_netket_operator(hamiltonian, n_qubits)
-
-    n_total = int(steps)
-    schedule = optax.cosine_decay_schedule(learning_rate, max(n_total, 1), alpha=final_lr_fraction)
+    schedule = optax.cosine_decay_schedule(learning_rate, max(int(steps), 1), alpha=final_lr_fraction)
     sr = nk.optimizer.SR(diag_shift=diag_shift, holomorphic=True)
 
     def new_state(s):
         return make_vstate(hilbert, alpha=alpha, n_samples=n_samples, sampler=sampler, seed=s, init_bits=init_bits)
 
     vs = new_state(seed)
-    start = 0
-    restored = None if run is None else run.load_checkpoint(vs.parameters)
-    if restored is not None:
-        start = restored[0] + 1
-        vs.parameters = jax.tree_util.tree_map(jax.numpy.asarray, restored[1])
-    elif n_restarts > 1 and 0 < warmup_steps < n_total:
-        best = None
-        for r in range(int(n_restarts)):
-            cand = vs if r == 0 else new_state(seed + r)
-            drv = nk.driver.VMC(op, nk.optimizer.Sgd(learning_rate=schedule), variational_state=cand,
-                                preconditioner=sr)
-            drv.run(int(warmup_steps), out=None, show_progress=False)
-            e = state_energy(cand, hamiltonian, n_qubits)
-            e = float(np.real(cand.expect(op).mean)) if e is None else e
-            if best is None or e < best[0]:
-                best = (e, cand, r)
-        vs = best[1]
+    start, params, resumed = resume(run if run is not None else NullRun(), vs.parameters)
+    if resumed:
+        vs.parameters = jax.tree_util.tree_map(jnp.asarray, params)
+    elif n_restarts > 1 and 0 < warmup_steps < int(steps):
+        e0, vs, r = _warm_start(op, hamiltonian, n_qubits, vs, new_state, schedule, sr, seed, n_restarts, warmup_steps)
         start = int(warmup_steps)
         if run is not None:
-            run.update_summary(nqs_restart=best[2], nqs_warmup_energy=best[0])
+            run.update_summary(nqs_restart=r, nqs_warmup_energy=e0)
     # a resumed (or warmed-up) run continues the schedule where it stopped
-    opt = nk.optimizer.Sgd(learning_rate=lambda t: schedule(t + start))
-    driver = nk.driver.VMC(op, opt, variational_state=vs, preconditioner=sr)
-    energies: list[float] = []
-    last = {}
+    driver = nk.driver.VMC(op, nk.optimizer.Sgd(learning_rate=lambda t: schedule(t + start)), variational_state=vs,
+                           preconditioner=sr)
 
-    def cb(step, log_data, drv):
-        k = start + step
-        st = log_data["Energy"]
-        e, err, var = float(np.real(st.mean)), float(st.error_of_mean), float(st.variance)
-        if not math.isfinite(e):
-            raise FloatingPointError(f"NQS energy became non-finite at step {k}")
-        energies.append(e)
-        last.update(energy=e, error=err, variance=var)
-        if run is not None:
-            row = dict(energy=e, energy_error=err, variance=var)
-            if exact_every:
-                row["exact_energy"] = state_energy(vs, hamiltonian, n_qubits) if k % exact_every == 0 else None
-            run.log_metrics(k, **row)
-            if (k + 1) % 50 == 0:
-                run.save_checkpoint(k, vs.parameters)
-        if callback is not None:
-            callback(k, e, err)
-        return True
+    def step_fn(k, state):
+        driver.run(1, out=None, show_progress=False)
+        m = _stats(driver.energy)
+        if exact_every:
+            m["exact_energy"] = state_energy(vs, hamiltonian, n_qubits) if k % exact_every == 0 else None
+        if reference_energy is not None:
+            m["error_mha"] = 1000.0 * (m["energy"] - reference_energy)
+        return state, m
 
-    n_run = max(0, int(steps) - start)
-    if n_run:
-        driver.run(n_run, out=None, show_progress=progress, callback=cb)
-        if run is not None:
-            run.save_checkpoint(start + n_run - 1, vs.parameters)
-    if not last:  # resumed a finished run: one estimate of the final state
-        st = vs.expect(op)
-        last.update(energy=float(np.real(st.mean)), error=float(st.error_of_mean), variance=float(st.variance))
-    return NQSResult(last["energy"], last["error"], last["variance"], state_energy(vs, hamiltonian, n_qubits),
-                     np.asarray(energies), start + n_run, vs.parameters)
+    cbs = [] if callback is None else [lambda k, m, s: callback(k, m["energy"], m["energy_error"])]
+    loop = run_loop(step_fn, vs, int(steps), start=start, run=run, checkpoint_every=checkpoint_every,
+                    checkpoint=lambda s: s.parameters, progress=progress, desc=desc, postfix=_postfix,
+                    callbacks=cbs, nan_keys=("energy",), max_nan_steps=1,
+                    nan_hint="Lower the learning rate or raise diag_shift (SR regularisation).")
+    last = loop.metrics[-1] if loop.metrics else _stats(vs.expect(op))  # a resumed finished run: one estimate
+    return NQSResult(last["energy"], last["energy_error"], last["variance"], state_energy(vs, hamiltonian, n_qubits),
+                     np.asarray([m["energy"] for m in loop.metrics]), loop.steps, vs.parameters)

@@ -52,8 +52,23 @@ def test_cli_nqs_run_directory(tmp_path):
         assert k in s
     assert s["energy"] >= s["fci_energy"] - 1e-9          # exact variational energy of the final state
     header = (out / "metrics.csv").read_text().splitlines()[0]
-    assert header == "step,energy,energy_error,variance,exact_energy"
+    assert header == "step,energy,energy_error,variance,exact_energy,error_mha,step_time_s"
     assert list((out / "checkpoints").glob("step_*.npz"))
+
+
+def test_nqs_library_call_runs_through_the_driver_loop(h2, tmp_path):
+    """Without a run directory the result has the same shape; a callback returning False stops the run
+    (and with a run directory the state is checkpointed there)."""
+    from qsim.chem.nqs import NQSResult, run_nqs
+    from qsim.infra.runs import open_run
+
+    kw = dict(steps=6, sampler="full", n_restarts=1, seed=1)
+    bare = run_nqs(h2.qubit_hamiltonian, h2.n_qubits, callback=lambda k, e, err: k < 2, **kw)
+    assert isinstance(bare, NQSResult) and bare.steps == 3 and bare.energies.shape == (3,)
+    with open_run(tmp_path / "n", "nqs-test", {}) as run:
+        kept = run_nqs(h2.qubit_hamiltonian, h2.n_qubits, run=run, callback=lambda k, e, err: k < 2, **kw)
+    np.testing.assert_allclose(kept.energies, bare.energies, atol=1e-12)
+    assert [p.name for p in (tmp_path / "n" / "checkpoints").glob("*.npz")] == ["step_00000002.npz"]
 
 
 def test_bad_nqs_input(h2):

@@ -1,8 +1,9 @@
 """VQE against PySCF FCI: UCCSD circuits, gradients, QNG, shot backends, CLI run directory."""
 
 import json
+import os
+import signal
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,7 +12,10 @@ import scipy.linalg as sla
 from qsim import Circuit, simulate
 from qsim.chem import vqe
 from qsim.chem.hamiltonians import molecular_hamiltonian
+from qsim.circuits import templates
 from qsim.circuits.operators import PauliSum
+from qsim.infra.driver import NonFiniteError
+from qsim.infra.runs import open_run, read_metrics
 
 CHEMICAL_ACCURACY = 1.6e-3  # Hartree
 
@@ -169,7 +173,7 @@ def test_cli_run_directory(tmp_path):
         assert k in s
     assert s["system"] == "LiH" and s["active_space"] == [2, 2]
     assert 0 <= s["error_mha"] < 1.6
-    assert (out / "metrics.csv").read_text().startswith("step,energy,grad_norm,error_mha")
+    assert (out / "metrics.csv").read_text().startswith("step,energy,grad_norm,error_mha,step_time_s")
     # resume: same run, more steps, continues from the checkpoint
     rc = main(["vqe", "--system", "LiH", "--basis", "sto-3g", "--active", "2,2", "--out", str(out),
                "--steps", "70", "--learning-rate", "0.05", "--no-progress"])
@@ -183,3 +187,137 @@ def test_cli_run_directory(tmp_path):
     assert main(["vqe", "--system", "H3O", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert main(["vqe", "--system", "H2", "--active", "2,3", "--out", str(tmp_path / "bad2"),
                  "--no-progress"]) == 2
+
+
+def _old_hardware_efficient(n_qubits, layers, hf_bits=None):
+    """The builder qsim/vqe.py had before the shared template (kept here as the reference)."""
+    c = Circuit(n_qubits)
+    if hf_bits is not None:
+        for w, b in enumerate(hf_bits):
+            if int(b):
+                c.x(w)
+    labels = []
+    for layer in range(layers):
+        for w in range(n_qubits):
+            c.ry(w)
+            labels.append(f"L{layer}.RY{w}")
+        for w in range(n_qubits):
+            c.rz(w)
+            labels.append(f"L{layer}.RZ{w}")
+        for w in range(n_qubits - 1):
+            c.cnot(w, w + 1)
+    return c, tuple(labels)
+
+
+@pytest.mark.parametrize("n, layers, bits", [(1, 1, None), (2, 3, (1, 0)), (4, 2, (1, 1, 0, 0)), (5, 1, None),
+                                             (6, 2, (0, 1, 1, 0, 1, 0))])
+def test_hardware_efficient_is_the_old_gate_sequence(n, layers, bits):
+    """vqe.hardware_efficient now builds through qsim.circuits.templates: the same ops, slots and labels."""
+    old, labels = _old_hardware_efficient(n, layers, bits)
+    new = vqe.hardware_efficient(n, layers, bits)
+    assert new.circuit.key() == old.key()
+    assert [op.name for op in new.circuit.ops] == [op.name for op in old.ops]
+    assert new.labels == labels and new.num_params == 2 * n * layers
+    assert templates.hardware_efficient(n, layers, init_bits=bits).key() == old.key()
+    with pytest.raises(ValueError, match="4 entries for 3 wires"):
+        templates.hardware_efficient(3, 1, init_bits=(1, 0, 0, 0))
+
+
+def _h2_run(h2, **kw):
+    ansatz = vqe.uccsd(h2)
+    return vqe.run_vqe(ansatz.circuit, h2.qubit_hamiltonian, learning_rate=0.1, **kw)
+
+
+def test_run_vqe_same_result_with_and_without_a_run_directory(h2, tmp_path):
+    bare = _h2_run(h2, steps=12)
+    with open_run(tmp_path / "r", "vqe-test", {"steps": 12}) as run:
+        kept = _h2_run(h2, steps=12, run=run, checkpoint_every=5, reference_energy=h2.fci_energy)
+    assert type(bare) is type(kept) is vqe.VQEResult
+    np.testing.assert_array_equal(bare.energies, kept.energies)
+    assert bare.energy == kept.energy and bare.steps == kept.steps == 12
+    m = read_metrics(tmp_path / "r")
+    np.testing.assert_allclose(m["energy"], bare.energies)
+    np.testing.assert_allclose(m["error_mha"], 1000 * (bare.energies - h2.fci_energy))
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("*.npz")) == \
+        ["step_00000009.npz", "step_00000011.npz"]
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_vqe_resumes_to_the_uninterrupted_numbers(h2, tmp_path, signum):
+    """A signal during step 6 ends the run as "interrupted" (SIGTERM like Ctrl-C); resuming from the
+    step-4 checkpoint (Adam state included) reaches the straight run's numbers."""
+    straight = _h2_run(h2, steps=10)
+
+    def stop(step, e, gn, state):
+        if step == 6:
+            os.kill(os.getpid(), signum)
+
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        with open_run(out, "vqe-test", {"steps": 10}) as run:
+            _h2_run(h2, steps=10, run=run, checkpoint_every=5, callback=stop)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "interrupted" and s["interrupted_at_step"] == 6
+    with open_run(out, "vqe-test", {"steps": 10}) as run:
+        resumed = _h2_run(h2, steps=10, run=run, checkpoint_every=5)
+    assert resumed.steps == 5                                   # steps 5..9
+    np.testing.assert_allclose(resumed.energies, straight.energies[5:], rtol=0, atol=1e-12)
+    assert resumed.energy == pytest.approx(straight.energy, abs=1e-12)
+
+
+def test_non_finite_energy_stops_with_a_clear_message(tmp_path):
+    c = Circuit(2)
+    c.ry(0)
+    h = PauliSum({((0, "Z"),): 1.0})
+    with pytest.raises(NonFiniteError, match=r"non-finite values \(step 0\).*learning rate"):
+        with open_run(tmp_path / "nan", "vqe-test", {}) as run:
+            vqe.run_vqe(c, h, steps=5, run=run, init_params=[float("nan")])
+    assert json.loads((tmp_path / "nan" / "summary.json").read_text())["status"] == "failed"
+
+
+def test_tol_and_callback_stop_the_run_early(h2):
+    assert _h2_run(h2, steps=50, tol=1e9).steps == 11           # moved less than 1e9 over 10 steps
+    res = _h2_run(h2, steps=50, callback=lambda step, e, gn, state: step < 3)
+    assert res.steps == 4 and len(res.grad_norms) == 4
+
+
+def test_compiled_programs_are_shared_by_structure_not_identity():
+    """Two separately built equal circuits share one compiled program; two Hamiltonians on one circuit
+    with the 'pauli' method get their own (the old cache key treated every Hamiltonian as equal)."""
+    from qsim.chem import energies
+
+    def circuit():
+        c = Circuit(2)
+        c.ry(0)
+        c.cnot(0, 1)
+        c.rx(1)
+        return c
+
+    h = PauliSum({((0, "Z"),): 1.0, ((1, "Z"),): 0.5})
+    a, b = circuit(), circuit()
+    vqe.energy_and_grad(a, h, method="pauli")
+    hits = energies._compiled_value_and_grad.cache_info().hits
+    vqe.energy_and_grad(b, h, method="pauli")
+    assert energies._compiled_value_and_grad.cache_info().hits == hits + 1
+    p = jnp.array([0.3, -0.4])
+    e1 = float(vqe.energy_and_grad(a, h, method="pauli")(p)[0])
+    e2 = float(vqe.energy_and_grad(a, PauliSum({((0, "Z"),): 1.0}), method="pauli")(p)[0])
+    assert e1 == pytest.approx(np.cos(0.3) * (1 + 0.5 * np.cos(0.4)), abs=1e-10)
+    assert e2 == pytest.approx(np.cos(0.3), abs=1e-10)
+
+
+def test_shot_vqe_resumes_with_its_random_stream(h2, tmp_path):
+    """The shot run checkpoints parameters, optimiser state and PRNG key: a resumed run draws the same
+    shots as the uninterrupted one."""
+    ansatz = vqe.uccsd(h2)
+    kw = dict(shots=200, steps=4, final_shots=200, learning_rate=0.05)
+    straight = vqe.run_vqe_shots(ansatz.circuit, h2.qubit_hamiltonian, "statevector", **kw)
+    with open_run(tmp_path / "s", "vqe-test", {}) as run:
+        first = vqe.run_vqe_shots(ansatz.circuit, h2.qubit_hamiltonian, "statevector", run=run,
+                                  checkpoint_every=1, callback=lambda step, e, gn, p: step < 1, **kw)
+    assert first.steps == 2
+    with open_run(tmp_path / "s", "vqe-test", {}) as run:
+        rest = vqe.run_vqe_shots(ansatz.circuit, h2.qubit_hamiltonian, "statevector", run=run, **kw)
+    np.testing.assert_allclose(np.concatenate([first.energies, rest.energies]), straight.energies, atol=1e-12)
+    assert rest.energy == pytest.approx(straight.energy, abs=1e-12)
