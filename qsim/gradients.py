@@ -38,6 +38,7 @@ from qsim.circuits.gates import op_shift_rule
 from qsim.circuits.operators import PauliSum
 from qsim.backends import get_backend
 from qsim.backends.base import seed_from_key
+from qsim.infra import validation
 
 __all__ = ["expand_slots", "shift_rule", "parameter_shift_grad", "parameter_shift", "spsa_grad",
            "make_expval", "parameter_shift_stderr"]
@@ -97,9 +98,7 @@ def parameter_shift_grad(evaluate_batch: Callable, circuit: Circuit, params):
         params: ``(P,)`` parameters of ``circuit``.
     """
     ex, slot_of_use, rows, coefs, uses = _shift_table(circuit)
-    params = np.asarray(params, dtype=np.float64)
-    if params.shape != (circuit.num_params,):
-        raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
+    params = np.asarray(validation.circuit_params(circuit, params), dtype=np.float64)
     if not rows:
         return np.zeros(circuit.num_params)
     base = params[slot_of_use]
@@ -144,10 +143,8 @@ def spsa_grad(evaluate_batch: Callable, params, key, n_samples: int = 1, epsilon
 
     ``evaluate_batch``: ``(B, P) -> (B,)``; the ``2 * n_samples`` points go in one batch.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+    n_samples = validation.positive_int(n_samples, "n_samples")
+    epsilon = validation.positive_float(epsilon, "epsilon")
     params = np.asarray(params, dtype=np.float64)
     rng = np.random.default_rng(_seed(key))
     d = rng.choice([-1.0, 1.0], size=(n_samples, params.shape[0]))
@@ -165,14 +162,11 @@ def _seed(key) -> int | None:
 # ---------------------------------------------------------------------------------------------------
 # jax.custom_vjp wrapper
 # ---------------------------------------------------------------------------------------------------
-def _check_params(params, circuit):
-    """``params`` as a floating array of shape ``(circuit.num_params,)`` (ints become float32)."""
-    params = jnp.asarray(params)
-    if not jnp.issubdtype(params.dtype, jnp.floating):
-        params = params.astype(jnp.float32)
-    if params.shape != (circuit.num_params,):
-        raise ValueError(f"params has shape {params.shape}; expected ({circuit.num_params},)")
-    return params
+def _float_params(params, circuit):
+    """``params`` checked for ``circuit`` (:func:`qsim.infra.validation.circuit_params`) as a floating
+    JAX array (ints become float32)."""
+    params = jnp.asarray(validation.circuit_params(circuit, params))
+    return params if jnp.issubdtype(params.dtype, jnp.floating) else params.astype(jnp.float32)
 
 
 def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | None = None,
@@ -198,7 +192,7 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
         raise TypeError(f"observable must be a qsim PauliSum, got {type(observable).__name__}")
     if shots is None and gradient == "parameter-shift" and getattr(backend.capabilities, "differentiable", False):
         def direct(params, key=None):
-            return backend.expval(circuit, _check_params(params, circuit), observable)
+            return backend.expval(circuit, _float_params(params, circuit), observable)
         return direct
     ex = expand_slots(circuit)[0] if gradient == "parameter-shift" else None
 
@@ -240,7 +234,7 @@ def make_expval(backend, circuit: Circuit, observable: PauliSum, shots: int | No
     f.defvjp(fwd, bwd)
 
     def loss(params, key=None):
-        params = _check_params(params, circuit)
+        params = _float_params(params, circuit)
         if key is None:
             seed = jnp.asarray(-1, jnp.int32)
         else:

@@ -31,9 +31,12 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+import jax
+
 from qsim.circuits.circuit import Circuit
 from qsim.circuits.operators import PauliSum
-import jax
+from qsim.infra import validation
+from qsim.infra.validation import indices_to_bits as bits_from_indices  # re-export (public name)
 
 __all__ = ["Capabilities", "Backend", "BaseBackend", "Estimate", "MeasurementGroup", "group_observable",
            "rotated_circuit", "seed_from_key", "check_shots", "bits_from_indices"]
@@ -87,14 +90,10 @@ class Backend(Protocol):
 # helpers
 # ---------------------------------------------------------------------------------------------------
 def check_shots(shots, allow_none: bool = True):
-    """``None`` or a positive int, else ``ValueError``."""
-    if shots is None:
-        if not allow_none:
-            raise ValueError("shots must be a positive int, got None")
+    """``None`` (where allowed) or a positive int (:func:`qsim.infra.validation.positive_int`)."""
+    if shots is None and allow_none:
         return None
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise ValueError(f"shots must be None or a positive int, got {shots!r}")
-    return int(shots)
+    return validation.positive_int(shots, "shots")
 
 
 def seed_from_key(key) -> int | None:
@@ -102,9 +101,7 @@ def seed_from_key(key) -> int | None:
     if key is None:
         return None
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        if key < 0:
-            raise ValueError(f"seed must be non-negative, got {key}")
-        return int(key) % (2**31 - 1)
+        return validation.nonnegative_int(key, "seed") % (2**31 - 1)
 
     try:
         if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -112,12 +109,6 @@ def seed_from_key(key) -> int | None:
         return int(jax.random.randint(key, (), 0, 2**31 - 1))
     except (AttributeError, TypeError, ValueError):
         raise TypeError(f"key must be a jax.random key or an int seed, got {type(key).__name__}") from None
-
-
-def bits_from_indices(idx, k: int) -> np.ndarray:
-    """Basis indices ``(shots,)`` -> bits ``(shots, k)`` int8, first column the most significant."""
-    idx = np.asarray(idx, dtype=np.int64)
-    return ((idx[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.int8)
 
 
 class MeasurementGroup(NamedTuple):
@@ -220,30 +211,19 @@ class BaseBackend:
         return circuit
 
     def _check_params(self, circuit: Circuit, params, batched: bool = False):
+        """Host float64 ``(num_params,)`` (``(B, num_params)`` with ``batched``; ``None`` stays ``None``
+        there) through :func:`qsim.infra.validation.circuit_params`, finite."""
+        params = validation.circuit_params(circuit, params, batched=batched)
         if params is None:
-            if circuit.num_params:
-                raise ValueError(f"circuit has {circuit.num_params} trainable parameter(s) but params=None")
-            return np.zeros((0,)) if not batched else None
-        arr = np.asarray(params, dtype=np.float64)
-        want = 2 if batched else 1
-        if arr.ndim != want or arr.shape[-1] != circuit.num_params:
-            shape = "(B, num_params)" if batched else "(num_params,)"
-            raise ValueError(f"params has shape {arr.shape}; expected {shape} with num_params="
-                             f"{circuit.num_params}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("params contain non-finite values")
+            return None if batched else np.zeros((0,))
+        arr = validation.finite_array(np.asarray(params, dtype=np.float64), "params")
+        if batched and arr.ndim != 2:
+            raise ValueError(f"params has shape {arr.shape}; expected (B, {circuit.num_params})")
         return arr
 
     def _check_wires(self, circuit: Circuit, wires) -> tuple[int, ...]:
-        if wires is None:
-            return tuple(range(circuit.n_wires))
-        wires = tuple(wires)
-        for w in wires:
-            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 0 <= w < circuit.n_wires:
-                raise ValueError(f"wire {w!r} out of range for a {circuit.n_wires}-wire circuit")
-        if len(set(wires)) != len(wires):
-            raise ValueError(f"wires repeat: {wires}")
-        return tuple(int(w) for w in wires)
+        """All wires for ``None``, else :func:`qsim.infra.validation.wires`."""
+        return tuple(range(circuit.n_wires)) if wires is None else validation.wires(wires, circuit.n_wires)
 
     def _check_observable(self, circuit: Circuit, observable) -> PauliSum:
         if not isinstance(observable, PauliSum):

@@ -37,10 +37,10 @@ import os
 
 import numpy as np
 
-from qsim.backends.base import BaseBackend, Capabilities, bits_from_indices
+from qsim.backends.base import BaseBackend, Capabilities
 from qsim.backends.retry import RetryPolicy, run_job, scrub
 from qsim.interop.qiskit import to_qiskit, to_sparse_pauli_op
-from qsim.infra.validation import memory_limit_bytes
+from qsim.infra import validation
 
 __all__ = ["QiskitBackend", "fake_backend"]
 
@@ -69,7 +69,7 @@ def fake_backend(name: str):
 
 def _aer_max_qubits(noisy: bool) -> int:
     item = 16 * (2 if noisy else 1)
-    return int(math.floor(math.log2(max(memory_limit_bytes() / item, 2)) / (2 if noisy else 1)))
+    return int(math.floor(math.log2(max(validation.memory_limit_bytes() / item, 2)) / (2 if noisy else 1)))
 
 
 def _readout_matrices(noise_model) -> dict:
@@ -110,7 +110,7 @@ def _counts_to_probs(counts: dict, k: int, shots: int) -> np.ndarray:
 
 def _memory_to_bits(memory, k: int) -> np.ndarray:
     idx = np.array([int(s.replace(" ", "")[::-1], 2) for s in memory], dtype=np.int64)
-    return bits_from_indices(idx, k)
+    return validation.indices_to_bits(idx, k)
 
 
 class QiskitBackend(BaseBackend):
@@ -149,8 +149,7 @@ class QiskitBackend(BaseBackend):
             raise ValueError(f"qiskit backend needs a name, got {name!r}")
         if engine not in (None, "aer", "run", "runtime"):
             raise ValueError(f"engine must be 'aer', 'run' or 'runtime', got {engine!r}")
-        if not isinstance(optimization_level, int) or not 0 <= optimization_level <= 3:
-            raise ValueError(f"optimization_level must be 0..3, got {optimization_level!r}")
+        validation.one_of(optimization_level, "optimization_level", (0, 1, 2, 3))
         self.name = f"qiskit:{name}"
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(self.retry, RetryPolicy):

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from qsim.infra import validation
+
 __all__ = ["RetryPolicy", "JobError", "run_job", "scrub", "SECRET_ENV_VARS"]
 
 log = logging.getLogger("qsim.backends")
@@ -60,8 +62,7 @@ class RetryPolicy:
     sleep: Callable[[float], None] | None = None   # None: time.sleep (tests inject a recorder)
 
     def __post_init__(self):
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be a positive int, got {self.attempts!r}")
+        validation.positive_int(self.attempts, "RetryPolicy.attempts")
         if self.backoff_s < 0 or self.factor < 1 or self.max_backoff_s < 0:
             raise ValueError(f"RetryPolicy back-off must be non-negative with factor >= 1, got "
                              f"backoff_s={self.backoff_s}, factor={self.factor}")

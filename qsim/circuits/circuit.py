@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from qsim.circuits.gates import GATES, GateDef, get_gate
+from qsim.infra import validation
 
 __all__ = ["Circuit", "Op", "ParamRef"]
 
@@ -77,11 +78,7 @@ class Circuit:
     """
 
     def __init__(self, n_wires: int):
-        if isinstance(n_wires, bool) or not isinstance(n_wires, (int, np.integer)):
-            raise TypeError(f"n_wires must be an int, got {type(n_wires).__name__}")
-        if n_wires < 1:
-            raise ValueError(f"a circuit needs at least one wire, got n_wires={n_wires}")
-        self.n_wires = int(n_wires)
+        self.n_wires = validation.positive_int(n_wires, "n_wires (a circuit needs at least one wire)")
         self.ops: list[Op] = []
         self.num_params = 0
 
@@ -108,17 +105,7 @@ class Circuit:
         return self.num_params - 1
 
     def _check_wires(self, wires: Sequence[int], what: str) -> tuple[int, ...]:
-        out = []
-        for w in wires:
-            if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
-                raise TypeError(f"{what}: wire {w!r} is not an int")
-            if not 0 <= int(w) < self.n_wires:
-                raise ValueError(f"{what}: wire {int(w)} out of range for a {self.n_wires}-wire circuit "
-                                 f"(wires 0..{self.n_wires - 1})")
-            out.append(int(w))
-        if len(set(out)) != len(out):
-            raise ValueError(f"{what}: wire repeated in {tuple(out)}")
-        return tuple(out)
+        return validation.wires(wires, self.n_wires, what)
 
     def _param_refs(self, gate: str, n: int, value, param) -> tuple[ParamRef, ...]:
         if n == 0:
@@ -128,11 +115,9 @@ class Circuit:
         if value is not None and param is not None:
             raise ValueError(f"{gate}: give either value= (fixed) or param= (slot), not both")
         if value is not None:
-            vals = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
+            vals = validation.finite_array(np.atleast_1d(np.asarray(value, dtype=float)).ravel(), f"{gate}: value")
             if vals.size != n:
                 raise ValueError(f"{gate} takes {n} parameter(s), got value={value!r}")
-            if not np.all(np.isfinite(vals)):
-                raise ValueError(f"{gate}: non-finite value {value!r}")
             return tuple(ParamRef(value=float(v)) for v in vals)
         if param is None:
             return tuple(ParamRef(slot=self.new_param()) for _ in range(n))
@@ -141,8 +126,7 @@ class Circuit:
             raise ValueError(f"{gate} takes {n} parameter(s), got param={param!r}")
         refs = []
         for s in slots:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-                raise ValueError(f"{gate}: param={s!r} is not a slot index")
+            s = validation.nonnegative_int(s, f"{gate}: param= (a slot index)")
             if s >= self.num_params:
                 raise ValueError(f"{gate}: param={int(s)} is not an existing slot (circuit has "
                                  f"{self.num_params}); use new_param() or omit param= for a new one")
@@ -187,8 +171,7 @@ class Circuit:
         d = 2 ** len(wires)
         if m.shape != (d, d):
             raise ValueError(f"unitary on {len(wires)} wire(s) needs a ({d}, {d}) matrix, got shape {m.shape}")
-        if not np.all(np.isfinite(m)):
-            raise ValueError("unitary: matrix has non-finite entries")
+        validation.finite_array(m, "unitary: matrix")
         err = np.abs(m.conj().T @ m - np.eye(d)).max()
         if err > atol:
             raise ValueError(f"unitary: matrix is not unitary (max |U^dag U - I| = {err:.3g} > {atol})")

@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from qsim.infra import validation
+
 __all__ = ["PauliSum", "X", "Y", "Z", "I", "pauli_string"]
 
 PauliString = tuple[tuple[int, str], ...]
@@ -259,9 +261,7 @@ def pauli_string(s: str) -> PauliString:
 
 
 def _single(p: str, wire) -> PauliSum:
-    if isinstance(wire, bool) or not isinstance(wire, (int, np.integer)) or wire < 0:
-        raise ValueError(f"{p}(wire): wire must be a non-negative int, got {wire!r}")
-    return PauliSum({((int(wire), p),): 1.0})
+    return PauliSum({((validation.nonnegative_int(wire, f"{p}(wire): wire"), p),): 1.0})
 
 
 def X(wire: int) -> PauliSum:
