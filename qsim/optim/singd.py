@@ -19,10 +19,20 @@ drops the trace factors and sets a1 = 0: then ``K K^T -> (U + damping I)^-1`` an
 Pi projects onto the structure (see :mod:`qsim.optim.structures`). No inverse or decomposition appears
 anywhere, so the factors can live in bfloat16 (``factor_dtype``).
 
-Parameters outside a supported layer -- anything that is not a ``{"kernel": (d_in, d_out),
-"bias": (d_out,)?}`` node of the params tree, or a layer excluded by ``layers`` -- are updated by
-``fallback`` (default: the same update with K = C = I, i.e. SGD with the same learning rate, momentum and
-weight decay: ``optax.chain(add_decayed_weights(weight_decay), trace(momentum), scale_by_learning_rate(lr))``).
+The transformation is a chain of optax transformations, exactly the notes' per-step update::
+
+    singd(lr, ...) = optax.chain(scale_by_singd(...),                   # Delta (the preconditioner)
+                                 optax.add_decayed_weights(weight_decay),  # + gamma W   (if gamma != 0)
+                                 optax.trace(decay=momentum),              # m <- alpha_2 m + ...
+                                 optax.scale_by_learning_rate(learning_rate))  # -beta_2 m
+
+:func:`scale_by_singd` alone is the preconditioner (``updates -> Delta``, factors in its
+:class:`SINGDState`); compose it with other optax transformations as you like. Parameters outside a
+supported layer -- anything that is not a ``{"kernel": (d_in, d_out), "bias": (d_out,)?}`` node of the
+params tree, or a layer excluded by ``layers`` -- pass through it unchanged (K = C = I), so in
+``singd`` they get SGD with the same learning rate, momentum and weight decay; with ``fallback`` they
+are handed to that transformation instead (``optax.partition``). Find the factors in a composed state
+with :func:`singd_state`.
 
 Calling convention (statistics are extra arguments of ``update``)::
 
@@ -62,38 +72,46 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from qsim.infra import validation
+
 from .capture import LayerStats
-from .structures import STRUCTURES, gram_left, gram_self, make_structure
+from .singd_factors import FactorConfig, LayerFactors, factor_step, init_factors, layer_structures, precondition
+from .structures import STRUCTURES
 
-__all__ = ["singd", "SINGDState", "LayerFactors", "find_dense_layers", "needs_layer_stats"]
-
-
-class LayerFactors(NamedTuple):
-    """Compact structured factors of one layer (see :mod:`qsim.optim.structures`), and with
-    ``cache_products`` the dense symmetric products ``PK = K K^T``, ``PC = C C^T`` (else None)."""
-
-    K: Any
-    C: Any
-    mK: Any
-    mC: Any
-    PK: Any = None
-    PC: Any = None
+__all__ = ["singd", "scale_by_singd", "SINGDState", "LayerFactors", "find_dense_layers", "needs_layer_stats",
+           "singd_state"]
 
 
 class SINGDState(NamedTuple):
+    """State of :func:`scale_by_singd`: the step counter and the factors of every factored layer."""
+
     count: jax.Array                 # int32 step counter
     factors: dict                    # layer path -> LayerFactors
-    momentum: dict                   # layer path -> {"kernel": ..., "bias": ...} momentum of the weights
-    fallback: Any                    # state of the fallback transformation (other parameters)
 
 
-def needs_layer_stats(state: SINGDState, update_interval: int):
-    """Whether the next ``update`` with this state is a factor-update step (``state.count`` a multiple of
-    ``update_interval``, the value given to :func:`singd`), i.e. needs ``layer_stats``. A bool array
+def singd_state(opt_state) -> SINGDState:
+    """The :class:`SINGDState` inside an optimiser state (itself, or nested in the tuples, named tuples and
+    dicts of ``optax.chain``/``optax.partition`` states and wrappers); ValueError if there is none."""
+    todo = [opt_state]
+    while todo:
+        s = todo.pop(0)
+        if isinstance(s, SINGDState):
+            return s
+        if isinstance(s, (tuple, list)):
+            todo.extend(s)
+        elif isinstance(s, Mapping):
+            todo.extend(s.values())
+    raise ValueError(f"no SINGDState in this optimiser state (a {type(opt_state).__name__}); "
+                     "was it made by qsim.optim.singd / scale_by_singd?")
+
+
+def needs_layer_stats(state, update_interval: int):
+    """Whether the next ``update`` with this state is a factor-update step (the SINGD count a multiple of
+    ``update_interval``, the value given to :func:`singd`), i.e. needs ``layer_stats``. ``state``: the
+    state of :func:`singd`, of :func:`scale_by_singd`, or of a composition holding one. A bool array
     (traced under jit: use it in ``lax.cond``)."""
-    if not isinstance(update_interval, int) or isinstance(update_interval, bool) or update_interval < 1:
-        raise ValueError(f"update_interval must be a positive int; got {update_interval!r}")
-    return state.count % update_interval == 0
+    validation.positive_int(update_interval, "update_interval")
+    return singd_state(state).count % update_interval == 0
 
 
 def _path_str(path) -> str:
@@ -131,22 +149,155 @@ def find_dense_layers(params) -> dict[str, tuple[int, int, bool]]:
     return out
 
 
-def _check_number(name, value, low=None, low_open=True, high=None, high_open=True):
-    if callable(value):
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number; got {value!r}") from None
-    ok = v == v and abs(v) != float("inf")
-    if ok and low is not None:
-        ok = v > low if low_open else v >= low
-    if ok and high is not None:
-        ok = v < high if high_open else v <= high
-    if not ok:
-        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
-        hi = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
-        raise ValueError(f"{name} must be {' and '.join(s for s in (lo, hi) if s)}; got {value!r}")
+def _select_layers(params, layers):
+    """The dense layers of ``params`` that ``layers`` (None, a sequence of paths or a predicate) picks."""
+    found = find_dense_layers(params)
+    if layers is None:
+        return found
+    if callable(layers):
+        return {p: v for p, v in found.items() if layers(p)}
+    missing = [p for p in layers if p not in found]
+    if missing:
+        raise ValueError(f"layers {missing} are not dense layers of params; found: {sorted(found)}")
+    return {p: found[p] for p in layers}
+
+
+def _leaf_index(tree, chosen):
+    """(leaves, treedef, {layer: {'kernel': i, 'bias': i}}) of ``tree`` for the chosen layers."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    index = {_path_str(p): i for i, (p, _) in enumerate(flat)}
+    layer_idx = {}
+    for lp, (_, _, has_bias) in chosen.items():
+        pre = lp + "/" if lp else ""
+        layer_idx[lp] = {"kernel": index[pre + "kernel"]}
+        if has_bias:
+            layer_idx[lp]["bias"] = index[pre + "bias"]
+    return [leaf for _, leaf in flat], treedef, layer_idx
+
+
+def _unit_interval(value, name):
+    """A number in [0, 1) (momenta); ``value`` unchanged."""
+    v = validation.finite_float(value, name)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _factor_config(structure, damping, cov_momentum, lr_cov, ikfac, factor_dtype, block_size,
+                   hierarchical_size, cache_products) -> FactorConfig:
+    """The validated options of :func:`scale_by_singd`."""
+    validation.one_of(structure, "structure", STRUCTURES)
+    validation.positive_float(damping, "damping")
+    _unit_interval(cov_momentum, "cov_momentum")
+    validation.positive_float(lr_cov, "lr_cov")
+    validation.positive_int(block_size, "block_size")
+    validation.positive_int(hierarchical_size, "hierarchical_size")
+    fdtype = jnp.dtype(factor_dtype) if factor_dtype is not None else jnp.dtype(jnp.float32)
+    if not jnp.issubdtype(fdtype, jnp.floating):
+        raise TypeError(f"factor_dtype must be a floating dtype; got {factor_dtype!r}")
+    if cache_products is None:
+        cache_products = structure == "dense"
+    if not isinstance(cache_products, bool):
+        raise TypeError(f"cache_products must be a bool or None; got {cache_products!r}")
+    return FactorConfig(structure, fdtype, damping, 0.0 if ikfac else float(cov_momentum), lr_cov, bool(ikfac),
+                        cache_products, block_size, hierarchical_size)
+
+
+def _checked_stats(layer_stats, lp, d_in, d_out):
+    """``layer_stats[lp]`` as a :class:`LayerStats` whose shapes fit the layer (None without statistics)."""
+    if layer_stats is None:
+        return None
+    stats = layer_stats[lp]
+    if stats is not None and not isinstance(stats, LayerStats):
+        stats = LayerStats(*stats)
+    if stats is not None:
+        ai, gi = stats.inputs.shape, stats.out_grads.shape
+        if ai[-1] != d_in or gi[-1] != d_out or ai[:-1] != gi[:-1]:
+            raise ValueError(f"layer_stats[{lp!r}] shapes inputs {ai} / out_grads {gi} do not match the "
+                             f"layer ({d_in} -> {d_out}) or each other")
+    return stats
+
+
+def _check_call(state: SINGDState, params, layer_stats, update_interval: int):
+    """The factored layers ``{path: (d_in, d_out, has_bias)}``; ValueError for a call that cannot work."""
+    if params is None:
+        raise ValueError("singd needs params: call tx.update(grads, state, params, layer_stats=...)")
+    found = find_dense_layers(params)
+    chosen = {lp: found[lp] for lp in state.factors}
+    count = state.count
+    do_factors = (count % update_interval) == 0
+    if chosen and layer_stats is None and not isinstance(do_factors, jax.core.Tracer) and bool(do_factors):
+        raise ValueError(f"singd needs layer_stats=... (per-example layer inputs and output gradients) for "
+                         f"the layers {sorted(chosen)} at step {int(count)}, a factor-update step (every "
+                         f"{update_interval} steps; see needs_layer_stats); see qsim.optim.value_grad_and_stats")
+    missing = [lp for lp in chosen if layer_stats is not None and lp not in layer_stats]
+    if missing:
+        raise ValueError(f"layer_stats has no statistics for layers {missing}; got {sorted(layer_stats)}")
+    return chosen
+
+
+def scale_by_singd(structure: str = "dense", *, damping: float = 1e-3, cov_momentum: float = 0.5,
+                   lr_cov: float = 1e-2, update_interval: int = 10, ikfac: bool = False, factor_dtype=None,
+                   block_size: int = 16, hierarchical_size: int = 16, cache_products: bool | None = None,
+                   layers: Sequence[str] | Callable[[str], bool] | None = None
+                   ) -> optax.GradientTransformationExtraArgs:
+    """SINGD's preconditioner: ``updates -> Delta = C C^T grad_W K K^T`` per factored dense layer (other
+    parameters pass through unchanged), the factors updated from ``layer_stats`` every ``update_interval``
+    steps. The options are those of :func:`singd`; ``update(grads, state, params, layer_stats=...)``.
+    Its state is a :class:`SINGDState`."""
+    cfg = _factor_config(structure, damping, cov_momentum, lr_cov, ikfac, factor_dtype, block_size,
+                         hierarchical_size, cache_products)
+    validation.positive_int(update_interval, "update_interval")
+    if layers is not None and not callable(layers):
+        layers = tuple(layers)
+
+    def init_fn(params):
+        factors = {lp: init_factors(cfg, *layer_structures(cfg, *shape))
+                   for lp, shape in _select_layers(params, layers).items()}
+        return SINGDState(jnp.zeros((), jnp.int32), factors)
+
+    def new_factors(f, s_k, s_c, stats, has_bias, do_factors):
+        if stats is None:                       # preconditioning only: the factors stay as they are
+            return f
+        if isinstance(do_factors, jax.core.Tracer):
+            return jax.lax.cond(do_factors, lambda f: factor_step(cfg, f, s_k, s_c, stats, has_bias),
+                                lambda f: f, f)
+        # eager call: plain Python branch, nothing to compile
+        return factor_step(cfg, f, s_k, s_c, stats, has_bias) if bool(do_factors) else f
+
+    def update_fn(updates, state: SINGDState, params=None, *, layer_stats=None, **extra_args):
+        del extra_args
+        chosen = _check_call(state, params, layer_stats, update_interval)
+        do_factors = (state.count % update_interval) == 0
+        g_leaves, treedef, layer_idx = _leaf_index(updates, chosen)
+        out = list(g_leaves)
+        factors = {}
+        for lp, (d_in, d_out, has_bias) in chosen.items():
+            s_k, s_c = layer_structures(cfg, d_in, d_out, has_bias)
+            stats = _checked_stats(layer_stats, lp, d_in, d_out)
+            f = factors[lp] = new_factors(state.factors[lp], s_k, s_c, stats, has_bias, do_factors)
+            idx = layer_idx[lp]
+            bias = g_leaves[idx["bias"]] if has_bias else None
+            delta = precondition(cfg, f, s_k, s_c, g_leaves[idx["kernel"]], bias)
+            for name, i in idx.items():
+                out[i] = delta[name].astype(g_leaves[i].dtype)
+        new_state = SINGDState(optax.safe_int32_increment(state.count), factors)
+        return jax.tree_util.tree_unflatten(treedef, out), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _partition_labels(layers):
+    """``tree -> labels``: "singd" for the kernel/bias leaves of the chosen dense layers, else "fallback"."""
+
+    def labels(tree):
+        chosen = _select_layers(tree, layers)
+        leaves, treedef, layer_idx = _leaf_index(tree, chosen)
+        mine = {i for d in layer_idx.values() for i in d.values()}
+        return jax.tree_util.tree_unflatten(treedef, ["singd" if i in mine else "fallback"
+                                                      for i in range(len(leaves))])
+
+    return labels
 
 
 def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3, momentum: float = 0.9,
@@ -154,7 +305,8 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
           ikfac: bool = False, factor_dtype=None, block_size: int = 16, hierarchical_size: int = 16,
           cache_products: bool | None = None, layers: Sequence[str] | Callable[[str], bool] | None = None,
           fallback: optax.GradientTransformation | None = None) -> optax.GradientTransformationExtraArgs:
-    """SINGD as an ``optax.GradientTransformationExtraArgs`` (see the module docstring for the update).
+    """SINGD as an ``optax.GradientTransformationExtraArgs``: :func:`scale_by_singd` chained with weight
+    decay, momentum and the learning rate (see the module docstring for the update).
 
     Args:
       learning_rate: beta_2 > 0, a float or an optax schedule ``count -> lr``.
@@ -177,194 +329,27 @@ def singd(learning_rate=1e-3, structure: str = "dense", *, damping: float = 1e-3
         ``"dense"`` (state +50%), off for the other structures, whose point is a state far below d^2 (on
         a Toeplitz structure it trades that memory for speed: d^2 per factor).
       layers: which detected dense layers to factor (paths like ``"Dense_0"`` or a predicate on the
-        path); default all. The others go to ``fallback``.
-      fallback: optax transformation for all other parameters (default: identity-preconditioned SINGD,
+        path); default all. The others are updated like the other parameters.
+      fallback: optax transformation for all other parameters (default: the same chain with K = C = I,
         i.e. SGD with the same learning rate, momentum and weight decay).
 
     ``update(grads, state, params, layer_stats=...)`` needs ``params`` (weight decay, layer layout) and, at
     factor-update steps (see :func:`needs_layer_stats`), ``layer_stats`` (a mapping path ->
     :class:`LayerStats`) for every factored layer; at the other steps ``layer_stats=None`` skips the capture.
     """
-    if not isinstance(structure, str) or structure not in STRUCTURES:
-        raise ValueError(f"unknown structure {structure!r}; known: {', '.join(STRUCTURES)}")
-    _check_number("learning_rate", learning_rate, low=0.0)
-    _check_number("damping", damping, low=0.0)
-    _check_number("momentum", momentum, low=0.0, low_open=False, high=1.0)
-    _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
-    _check_number("cov_momentum", cov_momentum, low=0.0, low_open=False, high=1.0)
-    _check_number("lr_cov", lr_cov, low=0.0)
-    if not isinstance(update_interval, int) or isinstance(update_interval, bool) or update_interval < 1:
-        raise ValueError(f"update_interval must be a positive int; got {update_interval!r}")
-    for name, v in (("block_size", block_size), ("hierarchical_size", hierarchical_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}")
-    fdtype = jnp.dtype(factor_dtype) if factor_dtype is not None else jnp.dtype(jnp.float32)
-    if not jnp.issubdtype(fdtype, jnp.floating):
-        raise TypeError(f"factor_dtype must be a floating dtype; got {factor_dtype!r}")
-    if cache_products is None:
-        cache_products = structure == "dense"
-    if not isinstance(cache_products, bool):
-        raise TypeError(f"cache_products must be a bool or None; got {cache_products!r}")
+    if not callable(learning_rate):
+        validation.positive_float(learning_rate, "learning_rate")
+    _unit_interval(momentum, "momentum")
+    if validation.finite_float(weight_decay, "weight_decay") < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    pre = scale_by_singd(structure, damping=damping, cov_momentum=cov_momentum, lr_cov=lr_cov,
+                         update_interval=update_interval, ikfac=ikfac, factor_dtype=factor_dtype,
+                         block_size=block_size, hierarchical_size=hierarchical_size,
+                         cache_products=cache_products, layers=layers)
+    decay = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    tx = optax.chain(pre, *decay, optax.trace(decay=momentum), optax.scale_by_learning_rate(learning_rate))
+    if fallback is None:
+        return tx
     if layers is not None and not callable(layers):
         layers = tuple(layers)
-    a1 = 0.0 if ikfac else float(cov_momentum)
-    if fallback is None:
-        fallback = optax.chain(optax.add_decayed_weights(weight_decay), optax.trace(decay=momentum),
-                               optax.scale_by_learning_rate(learning_rate))
-
-    def lr_at(count):
-        return learning_rate(count) if callable(learning_rate) else learning_rate
-
-    def select(params):
-        found = find_dense_layers(params)
-        if layers is None:
-            return found
-        if callable(layers):
-            return {p: v for p, v in found.items() if layers(p)}
-        missing = [p for p in layers if p not in found]
-        if missing:
-            raise ValueError(f"layers {missing} are not dense layers of params; found: {sorted(found)}")
-        return {p: found[p] for p in layers}
-
-    def structs(d_in, d_out, has_bias):
-        s_k = make_structure(structure, d_in + int(has_bias), fdtype, block_size, hierarchical_size)
-        s_c = make_structure(structure, d_out, fdtype, block_size, hierarchical_size)
-        return s_k, s_c
-
-    def split(tree, chosen):
-        """(leaves, treedef, {layer: {'kernel': i, 'bias': i}}, {rest_path: i})."""
-        flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-        index = {_path_str(p): i for i, (p, _) in enumerate(flat)}
-        layer_idx = {}
-        for lp, (_, _, has_bias) in chosen.items():
-            pre = lp + "/" if lp else ""
-            layer_idx[lp] = {"kernel": index[pre + "kernel"]}
-            if has_bias:
-                layer_idx[lp]["bias"] = index[pre + "bias"]
-        used = {i for d in layer_idx.values() for i in d.values()}
-        rest = {p: i for p, i in index.items() if i not in used}
-        return [leaf for _, leaf in flat], treedef, layer_idx, rest
-
-    def init_fn(params):
-        chosen = select(params)
-        leaves, _, layer_idx, rest = split(params, chosen)
-        factors, mom = {}, {}
-        for lp, (d_in, d_out, has_bias) in chosen.items():
-            s_k, s_c = structs(d_in, d_out, has_bias)
-            k0, c0 = s_k.identity(), s_c.identity()
-            factors[lp] = LayerFactors(k0, c0, s_k.zeros(), s_c.zeros(), *products(s_k, k0, s_c, c0))
-            mom[lp] = {k: jnp.zeros_like(leaves[i]) for k, i in layer_idx[lp].items()}
-        fb = fallback.init({p: leaves[i] for p, i in rest.items()})
-        return SINGDState(jnp.zeros((), jnp.int32), factors, mom, fb)
-
-    def products(s_k, k, s_c, c):
-        """``(K K^T, C C^T)`` as dense matrices in ``factor_dtype`` (computed in float32 at least), or
-        ``(None, None)`` without ``cache_products``."""
-        if not cache_products:
-            return None, None
-        cdt = jnp.promote_types(fdtype, jnp.float32)
-
-        def square(s, x):
-            m = s.to_dense(x).astype(cdt)
-            return (m @ m.T).astype(fdtype)
-
-        return square(s_k, k), square(s_c, c)
-
-    def factor_step(f: LayerFactors, s_k, s_c, stats: LayerStats, has_bias):
-        a = jnp.asarray(stats.inputs)
-        g = jnp.asarray(stats.out_grads)
-        n = a.shape[0]
-        a = a.reshape(-1, a.shape[-1]).astype(fdtype)
-        g = g.reshape(-1, g.shape[-1]).astype(fdtype)
-        rows = a.shape[0]
-        if has_bias:
-            a = jnp.concatenate([a, jnp.ones((rows, 1), fdtype)], axis=1)
-        d_in, d_out = s_k.d, s_c.d
-        h_k = gram_left(s_k, f.K, a, jnp.asarray(1.0 / rows, fdtype))   # Pi(K^T U K)
-        h_c = gram_left(s_c, f.C, g, jnp.asarray(1.0 / n, fdtype))      # Pi(C^T G C)
-        ktk = gram_self(s_k, f.K)                                         # Pi(K^T K)
-        ctc = gram_self(s_c, f.C)                                         # Pi(C^T C)
-        lam = jnp.asarray(damping, fdtype)
-        if ikfac:
-            ck = cc = lk = lc = jnp.asarray(1.0, fdtype)
-        else:
-            ck, lk = s_c.trace(h_c) / d_out, s_c.trace(ctc) / d_out
-            cc, lc = s_k.trace(h_k) / d_in, s_k.trace(ktk) / d_in
-        tm = jax.tree.map
-        half = jnp.asarray(0.5, fdtype)
-        mk = tm(lambda m, h, q, i: a1 * m + half * (ck * h + lam * lk * q - i), f.mK, h_k, ktk, s_k.identity())
-        mc = tm(lambda m, h, q, i: a1 * m + half * (cc * h + lam * lc * q - i), f.mC, h_c, ctc, s_c.identity())
-        b1 = jnp.asarray(lr_cov, fdtype)
-        k_new = s_k.mul(f.K, tm(lambda i, m: i - b1 * m, s_k.identity(), mk))
-        c_new = s_c.mul(f.C, tm(lambda i, m: i - b1 * m, s_c.identity(), mc))
-        return LayerFactors(k_new, c_new, mk, mc, *products(s_k, k_new, s_c, c_new))
-
-    def update_fn(updates, state: SINGDState, params=None, *, layer_stats=None, **extra_args):
-        del extra_args
-        if params is None:
-            raise ValueError("singd needs params: call tx.update(grads, state, params, layer_stats=...)")
-        chosen = {lp: None for lp in state.factors}
-        found = find_dense_layers(params)
-        chosen = {lp: found[lp] for lp in chosen}
-        count = state.count
-        do_factors = (count % update_interval) == 0
-        if chosen and layer_stats is None and not isinstance(do_factors, jax.core.Tracer) and bool(do_factors):
-            raise ValueError(f"singd needs layer_stats=... (per-example layer inputs and output gradients) for "
-                             f"the layers {sorted(chosen)} at step {int(count)}, a factor-update step (every "
-                             f"{update_interval} steps; see needs_layer_stats); see qsim.optim.value_grad_and_stats")
-        missing = [lp for lp in chosen if layer_stats is not None and lp not in layer_stats]
-        if missing:
-            raise ValueError(f"layer_stats has no statistics for layers {missing}; got {sorted(layer_stats)}")
-        g_leaves, treedef, layer_idx, rest = split(updates, chosen)
-        p_leaves = jax.tree_util.tree_leaves(params)
-        lr = lr_at(count)
-        out = list(g_leaves)
-        new_factors, new_mom = {}, {}
-        for lp, (d_in, d_out, has_bias) in chosen.items():
-            s_k, s_c = structs(d_in, d_out, has_bias)
-            stats = None if layer_stats is None else layer_stats[lp]
-            if stats is not None and not isinstance(stats, LayerStats):
-                stats = LayerStats(*stats)
-            if stats is not None:
-                ai, gi = stats.inputs.shape, stats.out_grads.shape
-                if ai[-1] != d_in or gi[-1] != d_out or ai[:-1] != gi[:-1]:
-                    raise ValueError(f"layer_stats[{lp!r}] shapes inputs {ai} / out_grads {gi} do not match the "
-                                     f"layer ({d_in} -> {d_out}) or each other")
-            if stats is None:                       # preconditioning only: the factors stay as they are
-                f = state.factors[lp]
-            elif isinstance(do_factors, jax.core.Tracer):
-                f = jax.lax.cond(do_factors, lambda f: factor_step(f, s_k, s_c, stats, has_bias), lambda f: f,
-                                 state.factors[lp])
-            else:                                   # eager call: plain Python branch, nothing to compile
-                f = factor_step(state.factors[lp], s_k, s_c, stats, has_bias) if bool(do_factors) else state.factors[lp]
-            new_factors[lp] = f
-            idx = layer_idx[lp]
-            grad = g_leaves[idx["kernel"]]
-            gdt = grad.dtype
-            x = grad
-            if has_bias:
-                x = jnp.concatenate([x, g_leaves[idx["bias"]][None, :]], axis=0)   # (d_in + 1, d_out)
-            if cache_products:                      # P_K grad P_C: one product per side
-                z = f.PK.astype(gdt) @ (x @ f.PC.astype(gdt))
-            else:
-                kf = jax.tree.map(lambda v: v.astype(gdt), f.K)
-                cf = jax.tree.map(lambda v: v.astype(gdt), f.C)
-                z = s_k.precondition(kf, s_c.precondition(cf, x, axis=1), axis=0)    # K K^T grad C C^T
-            delta = {"kernel": z[:d_in]}
-            if has_bias:
-                delta["bias"] = z[d_in]
-            mom = {}
-            for name, i in idx.items():
-                m = state.momentum[lp][name]
-                m = momentum * m + delta[name].astype(m.dtype) + weight_decay * p_leaves[i]
-                mom[name] = m
-                out[i] = (-lr * m).astype(g_leaves[i].dtype)
-            new_mom[lp] = mom
-        fb_updates, fb_state = fallback.update({p: g_leaves[i] for p, i in rest.items()}, state.fallback,
-                                               {p: p_leaves[i] for p, i in rest.items()})
-        for p, i in rest.items():
-            out[i] = fb_updates[p]
-        new_state = SINGDState(optax.safe_int32_increment(count), new_factors, new_mom, fb_state)
-        return jax.tree_util.tree_unflatten(treedef, out), new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return optax.partition({"singd": tx, "fallback": fallback}, _partition_labels(layers))

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+import qsim.optim as optim
 from qsim.optim import (STRUCTURES, LayerStats, layer_statistics, make_structure, needs_layer_stats, singd,
                         value_grad_and_stats)
 from qsim.optim.structures import gram_left, gram_self
@@ -120,7 +121,7 @@ def _check_reference(structure, ikfac, **options):
                hierarchical_size=HIER, **options)
     state = tx.init(params)
     cached = options.get("cache_products", structure == "dense")
-    assert (state.factors["Dense_0"].PK is not None) == cached
+    assert (optim.singd_state(state).factors["Dense_0"].PK is not None) == cached
     refs = {"Dense_0": RefLayer(7, 5), "Dense_1": RefLayer(d, 7)}   # Dense_0 is built first (outer call)
     w_ref = {k: np.concatenate([np.asarray(params[k]["kernel"]).T, np.asarray(params[k]["bias"])[:, None]], 1)
              for k in refs}
@@ -204,6 +205,40 @@ def test_same_updates_as_the_closure_implementation(case):
     assert np.abs(want[-1]).max() > 1e-3                  # the steps are not all zero
 
 
+def test_scale_by_singd_is_the_preconditioner_of_the_chain():
+    """singd(lr, momentum=0) is -lr times scale_by_singd's Delta (the same factors, bit for bit), Delta is
+    not the gradient once the factors moved, the preconditioner composes with other optax transformations
+    and extra arguments, and needs_layer_stats / singd_state find its state inside any composition."""
+    rng = np.random.default_rng(4)
+    model, lr = TwoLayer(), 0.05
+    params = model.init(jax.random.key(0), jnp.zeros(6))["params"]
+    options = dict(damping=0.3, update_interval=2, lr_cov=0.2, factor_dtype=jnp.float64)
+    full = singd(lr, "hierarchical", momentum=0.0, hierarchical_size=HIER, **options)
+    pre = optim.scale_by_singd("hierarchical", hierarchical_size=HIER, **options)
+    both = optax.chain(optax.clip(1e9), pre, optax.scale(-lr))        # plain optax around it
+
+    def per_example(p, x, y):
+        return 0.5 * jnp.sum((model.apply({"params": p}, x) - y) ** 2)
+
+    states = {k: tx.init(params) for k, tx in (("full", full), ("pre", pre), ("both", both))}
+    for t in range(3):
+        x, y = rng.normal(size=(9, 6)), rng.normal(size=(9, 5))
+        _, g, st = value_grad_and_stats(per_example, params, x, y)
+        out = {}
+        for k, tx in (("full", full), ("pre", pre), ("both", both)):
+            assert bool(needs_layer_stats(states[k], 2)) == (t % 2 == 0)
+            out[k], states[k] = tx.update(g, states[k], params, layer_stats=st, unused_extra=1.0)
+        for a, b, c in zip(jax.tree.leaves(out["full"]), jax.tree.leaves(out["pre"]), jax.tree.leaves(out["both"])):
+            np.testing.assert_array_equal(a, -lr * b)
+            np.testing.assert_array_equal(a, c)
+        params = optax.apply_updates(params, out["full"])
+    delta, grad = np.ravel(out["pre"]["Dense_1"]["kernel"]), np.ravel(g["Dense_1"]["kernel"])
+    assert np.abs(delta - grad).max() > 1e-3 * np.abs(grad).max()   # preconditioned, not passed through
+    assert int(optim.singd_state(states["both"]).count) == 3
+    with pytest.raises(ValueError, match="no SINGDState"):
+        optim.singd_state(optax.adam(1e-3).init(params))
+
+
 def _singd_step(tx, fn, p, s, x, y):
     loss, grads, stats = value_grad_and_stats(fn, p, x, y)
     updates, s = tx.update(grads, s, p, layer_stats=stats)
@@ -269,7 +304,7 @@ def test_ikfac_dense_tends_to_damped_kfac_inverse():
 
     def body(state, _):
         _, state = tx.update(grads, state, params, layer_stats=stats)
-        f = state.factors["layer"]
+        f = optim.singd_state(state).factors["layer"]
         return state, (f.K @ f.K.T, f.C @ f.C.T)
 
     _, (kk, cc) = jax.jit(lambda s: jax.lax.scan(body, s, None, length=400))(tx.init(params))
@@ -479,7 +514,7 @@ def test_bad_calls_raise():
     params = {"a": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}, "scale": jnp.ones(4)}
     tx = singd(1e-3, "diagonal")
     state = tx.init(params)
-    assert set(state.factors) == {"a"}                      # "scale" goes to the fallback
+    assert set(optim.singd_state(state).factors) == {"a"}   # "scale" is not a dense layer
     grads = jax.tree.map(jnp.ones_like, params)
     with pytest.raises(ValueError, match="layer_stats"):
         tx.update(grads, state, params)
