@@ -22,18 +22,21 @@ success_vs_depth.png when several depths are given.
 from __future__ import annotations
 
 import math
-import sys
-
-from .train import ANNEAL_T0
-from qsim.infra.cli import add_common_arguments
-import qsim
-import numpy as np
-from qsim.infra.runs import RunDir
-from tqdm import tqdm
 import os
+
 import jax
-from qsim.infra.cli import resolve_config
-import signal
+import numpy as np
+
+import qsim
+from qsim.infra import settings
+from qsim.infra.cli import add_common_arguments, resolve_config
+from qsim.infra.driver import Progress, resume, run_loop
+from qsim.infra.runs import open_run
+from qsim.infra.validation import finite_float, nonnegative_int, positive_int
+
+from .landscape import compute_landscape
+from .tasks import get_task
+from .train import ANNEAL_T0, train_exact, train_shots
 
 __all__ = ["register", "run", "DEFAULTS", "run_hypernet"]
 
@@ -66,7 +69,6 @@ METRIC_KEYS = ("expected_cost", "p_optimal", "p_top_k", "best_accuracy", "train_
 
 
 def register(subparsers) -> None:
-
     p = subparsers.add_parser("hypernet", help="quantum hypernetworks: train binary networks in superposition",
                               description=__doc__.split("\n\n")[0],
                               epilog="--depth counts layer steps (CNOT brickwork + RY + phase shift each). "
@@ -96,19 +98,20 @@ def register(subparsers) -> None:
 
 
 def _validate(cfg: dict) -> None:
-    if not cfg["depths"] or any((not isinstance(d, int)) or d < 1 for d in cfg["depths"]):
-        raise ValueError(f"depths must be positive ints, got {cfg['depths']!r}")
-    if int(cfg["restarts"]) < 1:
-        raise ValueError(f"restarts must be >= 1, got {cfg['restarts']}")
-    if int(cfg["shots"]) < 0:
-        raise ValueError(f"shots must be >= 0 (0 = exact), got {cfg['shots']}")
-    if cfg["noise"] < 0 or cfg["noise"] > 0.1:
+    if not isinstance(cfg["depths"], (list, tuple)) or not cfg["depths"]:
+        raise ValueError(f"depths must be a non-empty list of positive ints, got {cfg['depths']!r}")
+    for d in cfg["depths"]:
+        positive_int(d, "depths")
+    for key in ("restarts", "max_iter", "steps", "anneal_stages", "stage_iters", "top_k", "log_every"):
+        positive_int(cfg[key], key)
+    nonnegative_int(cfg["shots"], "shots (0 = exact)")
+    if not 0 <= finite_float(cfg["noise"], "noise") <= 0.1:
         raise ValueError(f"noise must be in [0, 0.1], got {cfg['noise']}")
     if cfg["noise"] and not str(cfg["backend"]).startswith("qiskit:aer"):
         raise ValueError(f"noise applies to the qiskit:aer backend, not {cfg['backend']!r}")
     if cfg["noise"] and not cfg["shots"]:
         raise ValueError("noise needs shot mode (--shots S)")
-    if not (float(cfg["anneal"]) >= 0 and math.isfinite(float(cfg["anneal"]))):
+    if finite_float(cfg["anneal"], "anneal") < 0:
         raise ValueError(f"anneal must be a finite number >= 0 (0 = no warm-up), got {cfg['anneal']}")
 
 
@@ -134,8 +137,6 @@ def noisy_aer_backend(p: float, seed: int = 0, method: str = "matrix_product_sta
 
 
 def _make_task(cfg):
-    from .tasks import get_task
-
     if cfg["task"] == "gaussian":
         return get_task("gaussian", seed=cfg["seed"])
     return get_task(cfg["task"], classes=tuple(cfg["classes"]), seed=cfg["seed"])
@@ -167,154 +168,163 @@ def _plot(path, depths, table, optimal_cost):
     plt.close(fig)
 
 
+class _Sweep:
+    """The (depth, restart) units of a sweep, trained in order; each unit is one step of the driver loop.
+
+    Rows go to metrics.csv as the optimisers report them (every ``log_every`` iterations, plus one
+    final row per restart, ``iteration`` -1), numbered by a running count kept in the checkpoint.
+    Exact mode trains the remaining restarts of a depth in one call (the annealed warm-up batches
+    them), so several units can finish inside one loop step: each restart's checkpoint
+    (``done``/``vals``/``step``, labelled by its unit) is written as it finishes."""
+
+    def __init__(self, cfg: dict, land, depths: list[int], run, bar: Progress, per_restart: int):
+        self.cfg, self.land, self.depths, self.run, self.bar = cfg, land, depths, run, bar
+        self.R, self.per_restart = int(cfg["restarts"]), per_restart
+        self.units = [(di, d, r) for di, d in enumerate(depths) for r in range(self.R)]
+        self.done = np.zeros((len(depths), self.R), bool)
+        self.vals = np.full((len(depths), self.R, len(METRIC_KEYS)), np.nan)
+        self.count = 0
+        self.last_it: dict = {}
+        self.backends: dict = {}
+
+    def snapshot(self) -> dict:
+        return {"done": self.done.copy(), "vals": self.vals.copy(), "step": np.asarray(self.count, np.int64)}
+
+    def restore(self, state: dict) -> int:
+        """Take a checkpoint's state; the number of units done (restarts finish in order)."""
+        self.done, self.vals = np.asarray(state["done"], bool), np.asarray(state["vals"], np.float64)
+        self.count = int(state["step"])
+        return int(np.cumprod(self.done.ravel()).sum())
+
+    def log(self, depth: int, restart: int, it: int, value: float, **final) -> None:
+        self.count += 1
+        if it % int(self.cfg["log_every"]) == 0 or final:
+            self.run.log_metrics(self.count, depth=depth, restart=restart, iteration=it, expected_cost=value,
+                                 **{k: final.get(k) for k in ("p_optimal", "p_top_k", "best_accuracy")})
+        if not final:       # the annealed warm-up reports once per stage
+            self.bar.update(max(1, it - self.last_it.get((depth, restart), 0)))
+            self.last_it[(depth, restart)] = it
+
+    def finish(self, di: int, d: int, r: int, row: dict) -> None:
+        self.log(d, r, -1, row["expected_cost"], p_optimal=row["p_optimal"], p_top_k=row["p_top_k"],
+                 best_accuracy=row["best_accuracy"])
+        self.vals[di, r] = [row[k] for k in METRIC_KEYS]
+        self.done[di, r] = True
+        self.run.save_checkpoint(di * self.R + r, self.snapshot())
+
+    def step(self, t: int, state: dict) -> tuple[dict, dict]:
+        di, d, r = self.units[t]
+        if not self.done[di, r]:
+            (self._train_shots if int(self.cfg["shots"]) else self._train_exact)(di, d, r)
+        return self.snapshot(), dict(zip(METRIC_KEYS, self.vals[di, r].tolist()))
+
+    def _train_exact(self, di: int, d: int, start: int) -> None:
+        cfg = self.cfg
+
+        def on_restart(r, res):
+            mp = res.most_probable[0]
+            self.finish(di, d, r, {"expected_cost": res.expected_cost, "p_optimal": res.p_optimal,
+                                   "p_top_k": res.p_top_k, "best_accuracy": res.best_accuracy,
+                                   "train_accuracy": mp["train_accuracy"], "iterations": res.iterations})
+            self.bar.update(max(0, self.per_restart - res.iterations))
+
+        train_exact(self.land, d, restarts=self.R, start=start, seed=cfg["seed"] + 1000 * d,
+                    ansatz=cfg["ansatz"], optimizer=cfg["optimizer"], max_iter=cfg["max_iter"],
+                    learning_rate=cfg["learning_rate"], engine=cfg["engine"], dtype=cfg["dtype"],
+                    top_k=cfg["top_k"], callback=lambda rr, it, v: self.log(d, rr, it, v),
+                    on_restart=on_restart, anneal=float(cfg["anneal"]),
+                    anneal_stages=int(cfg["anneal_stages"]), stage_iters=int(cfg["stage_iters"]))
+
+    def _train_shots(self, di: int, d: int, r: int) -> None:
+        cfg = self.cfg
+        if di not in self.backends:      # one backend per depth (a noisy Aer backend carries its seed)
+            self.backends[di] = noisy_aer_backend(cfg["noise"], cfg["seed"]) if cfg["noise"] else cfg["backend"]
+        sres = train_shots(self.land, d, self.backends[di], shots=int(cfg["shots"]), steps=cfg["steps"],
+                           learning_rate=cfg["learning_rate"], gradient=cfg["gradient"],
+                           ansatz=cfg["ansatz"], seed=cfg["seed"] + 1000 * d + r,
+                           callback=lambda it, v: self.log(d, r, it, v))
+        mp = sres["most_probable"]
+        # shot mode: fractions and accuracies from the final samples
+        self.finish(di, d, r, {"expected_cost": sres["expected_cost"], "p_optimal": sres["p_optimal_sampled"],
+                               "p_top_k": sres["p_top_k_sampled"], "best_accuracy": mp["test_accuracy"],
+                               "train_accuracy": mp["train_accuracy"], "iterations": sres["steps"]})
+
+    def table(self) -> dict:
+        """Per depth, the metrics of each restart."""
+        return {d: [dict(zip(METRIC_KEYS, self.vals[di, r].tolist())) for r in range(self.R)]
+                for di, d in enumerate(self.depths)}
+
+
+def _summary(task_name: str, cfg: dict, land, depths: list[int], table: dict) -> dict:
+    per_depth = {}
+    for d in depths:
+        rows = table[d]
+        best = min(rows, key=lambda q: q["expected_cost"])
+        per_depth[str(d)] = {
+            "optimal_cost": land.optimum,
+            "expected_cost": float(np.mean([q["expected_cost"] for q in rows])),
+            "expected_cost_best": best["expected_cost"],
+            "p_optimal": float(np.mean([q["p_optimal"] for q in rows])),
+            "p_optimal_restarts": [q["p_optimal"] for q in rows],
+            "p_top_k": float(np.mean([q["p_top_k"] for q in rows])),
+            "best_accuracy": best["best_accuracy"],
+            "most_probable_train_accuracy": best["train_accuracy"],
+        }
+    summary = {"task": task_name, "depths": depths, "mode": "shots" if int(cfg["shots"]) else "exact",
+               "depth_counts": "layer steps", "optimal_cost": land.optimum, "n_optimal": int(len(land.optimal_set())),
+               "top_k": int(cfg["top_k"]), "per_depth": per_depth}
+    for key in ("expected_cost", "p_optimal", "p_top_k", "best_accuracy"):
+        summary[key] = [per_depth[str(d)][key] for d in depths]
+    return summary
+
+
 def run_hypernet(cfg: dict, out=None, progress: bool = False) -> dict:
-    """Run the configured sweep (see module docstring); returns the summary dict."""
-
-
-    from .landscape import compute_landscape
-    from .train import train_exact, train_shots
-
+    """Run the configured sweep (see module docstring) through the driver loop, one (depth, restart)
+    per step; returns the summary dict (the same keys with or without ``out``). A run directory that
+    holds finished restarts resumes after them, with the same numbers."""
     _validate(cfg)
     task = _make_task(cfg)
     land = compute_landscape(task, dtype=cfg["landscape_dtype"], progress=progress)
     depths = [int(d) for d in cfg["depths"]]
-    R = int(cfg["restarts"])
-    shots = int(cfg["shots"])
-    opt = land.optimal_set()
     warm = int(cfg["anneal_stages"]) * int(cfg["stage_iters"]) if float(cfg["anneal"]) > 0 else 0
-    n_total = len(depths) * R * (warm + int(cfg["max_iter"]) if not shots else int(cfg["steps"]))
-
-    def body(run):
-        table = {d: [] for d in depths}
-        done = np.zeros((len(depths), R), bool)
-        vals = np.full((len(depths), R, len(METRIC_KEYS)), np.nan)
-        step = [0]
-        if run is not None:
-            restored = run.load_checkpoint({"done": done, "vals": vals, "step": np.zeros((), np.int64)})
-            if restored is not None:
-                done, vals, st = restored[1]["done"], restored[1]["vals"], restored[1]["step"]
-                step[0] = int(st)
-        bar = None
-        if progress:
-            bar = tqdm(total=n_total, desc=f"hypernet {task.name}", unit="it")
-        log_every = max(1, int(cfg["log_every"]))
-        last_it = {}
-
-        def log(depth, restart, it, value, **final):
-            step[0] += 1
-            if run is not None and (it % log_every == 0 or final):
-                run.log_metrics(step[0], depth=depth, restart=restart, iteration=it, expected_cost=value,
-                                **{k: final.get(k) for k in ("p_optimal", "p_top_k", "best_accuracy")})
-            if bar is not None and not final:       # the annealed warm-up reports once per stage
-                bar.update(max(1, it - last_it.get((depth, restart), 0)))
-                last_it[(depth, restart)] = it
-
-        def finish(di, d, r, row):
-            log(d, r, -1, row["expected_cost"], p_optimal=row["p_optimal"], p_top_k=row["p_top_k"],
-                best_accuracy=row["best_accuracy"])
-            table[d].append(row)
-            vals[di, r] = [row[k] for k in METRIC_KEYS]
-            done[di, r] = True
-            if run is not None:
-                run.save_checkpoint(step[0], {"done": done, "vals": vals, "step": np.asarray(step[0])})
-
-        per_restart = n_total // (len(depths) * R)
-        for di, d in enumerate(depths):
-            start = 0
-            while start < R and done[di, start]:       # restarts finish in order: resume after the last
-                table[d].append(dict(zip(METRIC_KEYS, vals[di, start].tolist())))
-                start += 1
-                if bar is not None:
-                    bar.update(per_restart)
-            if start == R:
-                continue
-            if not shots:
-                def on_restart(r, res, di=di, d=d):
-                    mp = res.most_probable[0]
-                    finish(di, d, r, {"expected_cost": res.expected_cost, "p_optimal": res.p_optimal,
-                                      "p_top_k": res.p_top_k, "best_accuracy": res.best_accuracy,
-                                      "train_accuracy": mp["train_accuracy"], "iterations": res.iterations})
-                    if bar is not None:
-                        bar.update(max(0, per_restart - res.iterations))
-
-                train_exact(land, d, restarts=R, start=start, seed=cfg["seed"] + 1000 * d,
-                            ansatz=cfg["ansatz"], optimizer=cfg["optimizer"], max_iter=cfg["max_iter"],
-                            learning_rate=cfg["learning_rate"], engine=cfg["engine"], dtype=cfg["dtype"],
-                            top_k=cfg["top_k"], callback=lambda rr, it, v, d=d: log(d, rr, it, v),
-                            on_restart=on_restart, anneal=float(cfg["anneal"]),
-                            anneal_stages=int(cfg["anneal_stages"]), stage_iters=int(cfg["stage_iters"]))
-                continue
-            backend = cfg["backend"]
-            if cfg["noise"]:
-                backend = noisy_aer_backend(cfg["noise"], cfg["seed"])
-            for r in range(start, R):
-                sres = train_shots(land, d, backend, shots=shots, steps=cfg["steps"],
-                                   learning_rate=cfg["learning_rate"], gradient=cfg["gradient"],
-                                   ansatz=cfg["ansatz"], seed=cfg["seed"] + 1000 * d + r,
-                                   callback=lambda it, v, d=d, r=r: log(d, r, it, v))
-                mp = sres["most_probable"]
-                # shot mode: fractions and accuracies from the final samples
-                finish(di, d, r, {"expected_cost": sres["expected_cost"], "p_optimal": sres["p_optimal_sampled"],
-                                  "p_top_k": sres["p_top_k_sampled"], "best_accuracy": mp["test_accuracy"],
-                                  "train_accuracy": mp["train_accuracy"], "iterations": sres["steps"]})
-        if bar is not None:
+    per_restart = int(cfg["steps"]) if int(cfg["shots"]) else warm + int(cfg["max_iter"])
+    with open_run(out, "hypernet", cfg) as run:
+        bar = Progress(len(depths) * int(cfg["restarts"]) * per_restart, desc=f"hypernet {task.name}",
+                       enabled=progress)
+        sweep = _Sweep(cfg, land, depths, run, bar, per_restart)
+        _, state, _ = resume(run, sweep.snapshot())
+        start = sweep.restore(state)
+        bar.update(start * per_restart)
+        try:
+            run_loop(sweep.step, state, len(sweep.units), start=start, run=run, log_every=None,
+                     nan_keys=("expected_cost",), max_nan_steps=1,
+                     nan_hint="A restart's expected cost is not finite: try dtype=float64.")
+        finally:
             bar.close()
-
-        per_depth = {}
-        for d in depths:
-            rows = table[d]
-            best = min(rows, key=lambda q: q["expected_cost"])
-            per_depth[str(d)] = {
-                "optimal_cost": land.optimum,
-                "expected_cost": float(np.mean([q["expected_cost"] for q in rows])),
-                "expected_cost_best": best["expected_cost"],
-                "p_optimal": float(np.mean([q["p_optimal"] for q in rows])),
-                "p_optimal_restarts": [q["p_optimal"] for q in rows],
-                "p_top_k": float(np.mean([q["p_top_k"] for q in rows])),
-                "best_accuracy": best["best_accuracy"],
-                "most_probable_train_accuracy": best["train_accuracy"],
-            }
-        summary = {"task": task.name, "depths": depths, "mode": "shots" if shots else "exact",
-                   "depth_counts": "layer steps", "optimal_cost": land.optimum, "n_optimal": int(len(opt)),
-                   "top_k": int(cfg["top_k"]), "per_depth": per_depth}
-        for key in ("expected_cost", "p_optimal", "p_top_k", "best_accuracy"):
-            summary[key] = [per_depth[str(d)][key] for d in depths]
-        if run is not None and len(depths) > 1:
+        table = sweep.table()
+        if out is not None and len(depths) > 1:
             _plot(run.path / "success_vs_depth.png", depths, table, land.optimum)
-        return summary
-
-    if out is None:
-        return body(None)
-    with RunDir.open(out, command="hypernet", config=cfg) as run:
-        summary = body(run)
-        return run.write_summary(**summary)
+        return run.write_summary(steps=sweep.count + 1, **_summary(task.name, cfg, land, depths, table))
 
 
-def run(args) -> int:
-
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-    cache = os.path.join(os.environ.get("QSIM_CACHE") or os.path.expanduser("~/.cache/qsim"), "jax")
-    try:  # the layered simulators take a while to compile: keep them between runs
-        jax.config.update("jax_compilation_cache_dir", cache)
+def _compilation_cache() -> None:
+    """Keep JAX's compiled layered simulators between runs, under the qsim cache directory."""
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(settings.get().cache_dir / "jax"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
     except Exception:  # pragma: no cover - older/newer jax without these options
         pass
+
+
+def run(args) -> int:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    _compilation_cache()
     cfg = resolve_config(DEFAULTS, args, cli_keys=["task", "classes", "depths", "restarts", "ansatz", "optimizer",
-                                                   "max_iter", "anneal", "backend", "shots", "gradient", "steps", "noise"])
+                                                   "max_iter", "anneal", "backend", "shots", "gradient", "steps",
+                                                   "noise"])
     if isinstance(cfg["depths"], int):
         cfg["depths"] = [cfg["depths"]]
-    progress = not args.no_progress and sys.stderr.isatty()
-
-    def _term(signum, frame):  # SIGTERM -> the run directory records "interrupted", like Ctrl-C
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, _term)
-    except ValueError:  # not in the main thread
-        pass
-    summary = run_hypernet(cfg, out=args.out, progress=progress)
+    summary = run_hypernet(cfg, out=args.out, progress=not args.no_progress)
     for d, pd in summary["per_depth"].items():
         print(f"depth {d}: expected cost {pd['expected_cost']:.6g} (optimum {pd['optimal_cost']:.6g}), "
               f"p_optimal {pd['p_optimal']:.3f}, best accuracy {pd['best_accuracy']:.3f}")

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from qsim.infra.validation import positive_int
+
 __all__ = ["Dataset", "gaussian_data", "digits_data", "make_dataset"]
 
 GAUSSIAN_CLASS0_MEAN = (-1.0, -2.0)
@@ -94,8 +96,8 @@ def _gaussian_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.n
 
 def gaussian_data(n_train: int = 10_000, n_test: int = 2_000, seed: int = 0) -> Dataset:
     """The Gaussian task's points (see module docstring), seeded; train and test drawn independently."""
-    if int(n_train) < 1 or int(n_test) < 1:
-        raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
+    positive_int(n_train, "n_train")
+    positive_int(n_test, "n_test")
     rng = np.random.default_rng(seed)
     xtr, ytr = _gaussian_points(rng, int(n_train))
     xte, yte = _gaussian_points(rng, int(n_test))

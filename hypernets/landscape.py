@@ -16,23 +16,24 @@ top-k sets and the Born quantities ``expected_cost(p)``, ``mass(p, indices)``.
 
 from __future__ import annotations
 
+import contextlib
 import io
-import os
 import time
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from qsim.infra import settings
+from qsim.infra.driver import Progress
+from qsim.infra.meshes import current_mesh, make_mesh
+from qsim.infra.runs import atomic_write_bytes
 
 from .layout import bits_from_index
 from .tasks import Task, loss_value
-import jax
-import jax.numpy as jnp
-from qsim.infra.meshes import current_mesh
-from jax.sharding import NamedSharding, PartitionSpec
-from qsim.infra.meshes import make_mesh
-from qsim.infra.runs import atomic_write_bytes
-from tqdm import tqdm
 
 __all__ = ["Landscape", "compute_landscape", "evaluate_networks", "resolve_devices", "default_cache_dir", "TIE_RTOL",
            "MAX_LANDSCAPE_BITS"]
@@ -77,9 +78,9 @@ class Landscape(NamedTuple):
 
 
 def default_cache_dir() -> Path:
-    """``$QSIM_CACHE/hypernets`` or ``~/.cache/qsim/hypernets``."""
-    root = os.environ.get("QSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "qsim")
-    return Path(root) / "hypernets"
+    """``hypernets/`` in the qsim cache directory (``$QSIM_CACHE_DIR``, else ``~/.cache/qsim``;
+    :mod:`qsim.infra.settings`)."""
+    return settings.get().cache_dir / "hypernets"
 
 
 def _canonical_indices(task: Task, n: int) -> np.ndarray:
@@ -101,7 +102,6 @@ def _canonical_indices(task: Task, n: int) -> np.ndarray:
 
 
 def _make_chunk_fn(task: Task, dtype):
-
     n = task.num_bits
     d = task.data
     xtr, ytr = jnp.asarray(d.x_train, dtype), jnp.asarray(d.y_train, dtype)
@@ -150,8 +150,6 @@ def resolve_devices(devices=None) -> list:
 
 def _sharding(devs):
     """Split the leading (network) axis over a 1-D mesh of ``devs``."""
-
-
     if len(devs) == 1:
         return jax.sharding.SingleDeviceSharding(devs[0])
     return NamedSharding(make_mesh(devices=devs, axis_name="networks"), PartitionSpec("networks"))
@@ -164,9 +162,7 @@ def evaluate_networks(task: Task, indices, dtype: str = "float64"):
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= 2 ** task.num_bits):
         raise ValueError(f"network indices must be in [0, 2^{task.num_bits}), got {idx.min()}..{idx.max()}")
-    ctx = jax.enable_x64(True) if dtype == "float64" else _null()
-    with ctx:
-
+    with _x64(dtype):
         fn = _make_chunk_fn(task, jnp.dtype(dtype))
         c, a, at = jax.device_get(fn(jnp.asarray(idx if dtype == "float64" else idx.astype(np.int32))))
     return np.asarray(c, np.float64), np.asarray(a), np.asarray(at)
@@ -174,6 +170,73 @@ def evaluate_networks(task: Task, indices, dtype: str = "float64"):
 
 def _cache_path(task: Task, cache_dir, dtype_name: str) -> Path:
     return Path(cache_dir) / f"{task.name}-{task.num_bits}b-{dtype_name}-{task.fingerprint()}.npz"
+
+
+def _x64(dtype: str):
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def _check_size(task: Task, max_bytes: int, dtype: str) -> None:
+    n = task.num_bits
+    if n > MAX_LANDSCAPE_BITS:
+        raise ValueError(f"task {task.name!r} has {n} bits: 2^{n} networks is beyond exhaustive "
+                         f"enumeration (at most {MAX_LANDSCAPE_BITS} bits)")
+    need = 2 ** n * 16
+    if need > max_bytes:
+        raise ValueError(f"the landscape of {task.name!r} (2^{n} networks) needs {need / 2**30:.2f} GiB "
+                         f"for its results, more than max_bytes={max_bytes / 2**30:.2f} GiB")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+
+
+def _load_cached(path: Path, total: int) -> Landscape | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            land = Landscape(z["cost"], z["train_accuracy"], z["test_accuracy"])
+        return land if land.cost.shape == (total,) else None
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged cache file is recomputed
+
+
+def _chunk_size(task: Task, count: int, chunk_size: int | None, chunk_bytes: int, n_devices: int) -> int:
+    """Networks per jitted chunk: a power of two fitting ``chunk_bytes`` (unless given), at most the
+    next power of two above ``count``, rounded up to equal shares per device."""
+    d = task.data
+    n_data = len(d.x_train) + (0 if d.x_test is d.x_train else len(d.x_test))
+    if chunk_size is None:
+        chunk_size = max(1, chunk_bytes // (64 * max(n_data, 1)))
+        chunk_size = 1 << (int(chunk_size).bit_length() - 1)    # a power of two
+    chunk_size = int(min(chunk_size, 1 << (int(count - 1).bit_length())))
+    return -(-chunk_size // n_devices) * n_devices
+
+
+def _score(task: Task, todo, count: int, chunk_size: int, devs, dtype: str, progress: bool):
+    """Cost, train and test accuracy of the ``count`` networks ``todo`` (None: all, in index order)."""
+    total = 2 ** task.num_bits
+    sharding = _sharding(devs)
+    cost = np.empty(count, np.float64)
+    acc = np.empty(count, np.float32)
+    acc_te = np.empty(count, np.float32)
+    bar = Progress(count, desc=f"landscape {task.name}", enabled=progress)
+    with _x64(dtype):
+        fn = _make_chunk_fn(task, jnp.dtype(dtype))
+        idx_dtype = np.int64 if dtype == "float64" else np.int32
+        for lo in range(0, count, chunk_size):
+            hi = min(lo + chunk_size, count)
+            idx = np.arange(lo, lo + chunk_size, dtype=idx_dtype) if todo is None else \
+                np.resize(todo[lo:hi], chunk_size).astype(idx_dtype)
+            if todo is None and hi < lo + chunk_size:
+                idx = np.minimum(idx, total - 1)
+            c, a, at = jax.device_get(fn(jax.device_put(idx, sharding)))
+            cost[lo:hi], acc[lo:hi], acc_te[lo:hi] = c[: hi - lo], a[: hi - lo], at[: hi - lo]
+            bar.update(hi - lo)
+    bar.close()
+    if not np.all(np.isfinite(cost)):
+        bad = np.flatnonzero(~np.isfinite(cost))[:5]
+        raise ValueError(f"task {task.name!r}: non-finite cost for networks {bad.tolist()} (check its forward/loss)")
+    return cost, acc, acc_te
 
 
 def compute_landscape(task: Task, *, chunk_size: int | None = None, chunk_bytes: int = 256 * 2 ** 20,
@@ -187,89 +250,25 @@ def compute_landscape(task: Task, *, chunk_size: int | None = None, chunk_bytes:
     dtype: "float64" (exact ties; default) or "float32" (faster). Caches under ``cache_dir``
     (default :func:`default_cache_dir`) unless ``cache=False``. devices: where chunks are scored
     (:func:`resolve_devices`; each chunk's networks are split evenly over them)."""
-
-    n = task.num_bits
-    if n > MAX_LANDSCAPE_BITS:
-        raise ValueError(f"task {task.name!r} has {n} bits: 2^{n} networks is beyond exhaustive "
-                         f"enumeration (at most {MAX_LANDSCAPE_BITS} bits)")
-    total = 2 ** n
-    need = total * 16
-    if need > max_bytes:
-        raise ValueError(f"the landscape of {task.name!r} (2^{n} networks) needs {need / 2**30:.2f} GiB "
-                         f"for its results, more than max_bytes={max_bytes / 2**30:.2f} GiB")
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    _check_size(task, max_bytes, dtype)
+    n, total = task.num_bits, 2 ** task.num_bits
     devs = resolve_devices(devices)
-    path = None
-    if cache:
-        path = _cache_path(task, cache_dir or default_cache_dir(), dtype)
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    land = Landscape(z["cost"], z["train_accuracy"], z["test_accuracy"])
-                if land.cost.shape == (total,):
-                    return land
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache file is recomputed
-
+    path = _cache_path(task, cache_dir or default_cache_dir(), dtype) if cache else None
+    if path is not None and (land := _load_cached(path, total)) is not None:
+        return land
     if task.permutable_units is not None:
-        canon = _canonical_indices(task, n)
-        todo, inverse = np.unique(canon, return_inverse=True)
+        todo, inverse = np.unique(_canonical_indices(task, n), return_inverse=True)
     else:
-        canon, todo, inverse = None, None, None
+        todo, inverse = None, None
     count = total if todo is None else len(todo)
-
-    n_data = len(task.data.x_train) + (0 if task.data.x_test is task.data.x_train else len(task.data.x_test))
-    if chunk_size is None:
-        chunk_size = max(1, chunk_bytes // (64 * max(n_data, 1)))
-        chunk_size = 1 << (int(chunk_size).bit_length() - 1)    # a power of two
-    chunk_size = int(min(chunk_size, 1 << (int(count - 1).bit_length())))
-    chunk_size = -(-chunk_size // len(devs)) * len(devs)         # equal shares per device
-    sharding = _sharding(devs)
-
-    ctx = jax.enable_x64(True) if dtype == "float64" else _null()
+    size = _chunk_size(task, count, chunk_size, chunk_bytes, len(devs))
     t0 = time.perf_counter()
-    cost = np.empty(count, np.float64)
-    acc = np.empty(count, np.float32)
-    acc_te = np.empty(count, np.float32)
-    with ctx:
-
-        fn = _make_chunk_fn(task, jnp.dtype(dtype))
-        bar = None
-        if progress:
-            bar = tqdm(total=count, desc=f"landscape {task.name}", unit="net")
-        idx_dtype = np.int64 if dtype == "float64" else np.int32
-        for lo in range(0, count, chunk_size):
-            hi = min(lo + chunk_size, count)
-            idx = np.arange(lo, lo + chunk_size, dtype=idx_dtype) if todo is None else \
-                np.resize(todo[lo:hi], chunk_size).astype(idx_dtype)
-            if todo is None and hi < lo + chunk_size:
-                idx = np.minimum(idx, total - 1)
-            c, a, at = jax.device_get(fn(jax.device_put(idx, sharding)))
-            cost[lo:hi], acc[lo:hi], acc_te[lo:hi] = c[: hi - lo], a[: hi - lo], at[: hi - lo]
-            if bar is not None:
-                bar.update(hi - lo)
-        if bar is not None:
-            bar.close()
-    if not np.all(np.isfinite(cost)):
-        bad = np.flatnonzero(~np.isfinite(cost))[:5]
-        raise ValueError(f"task {task.name!r}: non-finite cost for networks {bad.tolist()} (check its forward/loss)")
+    cost, acc, acc_te = _score(task, todo, count, size, devs, dtype, progress)
     if inverse is not None:
         cost, acc, acc_te = cost[inverse], acc[inverse], acc_te[inverse]
-    land = Landscape(cost, acc, acc_te)
     if path is not None:
-
         buf = io.BytesIO()
         np.savez(buf, cost=cost, train_accuracy=acc, test_accuracy=acc_te,
                  seconds=np.asarray(time.perf_counter() - t0))
         atomic_write_bytes(path, buf.getvalue())
-    return land
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
+    return Landscape(cost, acc, acc_te)

@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from qsim.infra.validation import indices_to_bits
+
 __all__ = ["Weights", "Choice", "Layout", "bits_from_index", "index_from_bits"]
 
 
@@ -84,10 +86,11 @@ def bits_from_index(index, num_bits: int, xp=np):
     bit 0 is the most significant (wire 0), as in ``qsim.probs``."""
     if num_bits < 1 or num_bits > 62:
         raise ValueError(f"num_bits must be in 1..62, got {num_bits}")
-    index = xp.asarray(index)
+    if xp is np:
+        return indices_to_bits(index, num_bits).astype(np.uint8)
+    index = xp.asarray(index)                       # traceable: the same shifts in JAX
     shifts = xp.arange(num_bits - 1, -1, -1, dtype=index.dtype)
-    out = (index[..., None] >> shifts) & 1
-    return out.astype(np.uint8) if xp is np else out.astype("int32")
+    return ((index[..., None] >> shifts) & 1).astype("int32")
 
 
 def index_from_bits(bits, xp=np):
