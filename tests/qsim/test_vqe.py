@@ -284,7 +284,7 @@ def test_tol_and_callback_stop_the_run_early(h2):
 
 def test_compiled_programs_are_shared_by_structure_not_identity():
     """Two separately built equal circuits share one compiled program; two Hamiltonians on one circuit
-    with the 'pauli' method get their own (the old cache key treated every Hamiltonian as equal)."""
+    with the 'pauli' method get their own (keyed by the PauliSum's key())."""
     from qsim.chem import energies
 
     def circuit():
@@ -321,3 +321,12 @@ def test_shot_vqe_resumes_with_its_random_stream(h2, tmp_path):
         rest = vqe.run_vqe_shots(ansatz.circuit, h2.qubit_hamiltonian, "statevector", run=run, **kw)
     np.testing.assert_allclose(np.concatenate([first.energies, rest.energies]), straight.energies, atol=1e-12)
     assert rest.energy == pytest.approx(straight.energy, abs=1e-12)
+
+
+def test_cli_without_out_writes_nothing_and_prints_the_energy(tmp_path, monkeypatch, capsys):
+    from qsim.infra.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["vqe", "--system", "H2", "--steps", "3", "--no-progress"]) == 0
+    assert "vqe H2 uccsd: E = -1.1" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
