@@ -11,27 +11,25 @@ the reference and target probabilities) and ``densities.png`` (reference density
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from pathlib import Path
 
-import numpy as np
-from qsim.infra.cli import add_common_arguments
-from qsim.infra.cli import resolve_config
-from flows.targets import from_samples, get_target
-from flows.evolve import FORMULAS
-from flows.grid import axis_points
 import jax
 import jax.numpy as jnp
+import numpy as np
+
 from flows.estimate import tail_mask, tail_probability
-from flows.evolve import evolve, reference_probabilities
-from flows.grid import boundary_mass, coordinates, make_grid, state_from_density
+from flows.evolve import FORMULAS, evolve, reference_probabilities
+from flows.grid import axis_points, boundary_mass, coordinates, make_grid, state_from_density
 from flows.hamiltonian import check_velocity
 from flows.learn import LearnerConfig, learned_flow, train
 from flows.metrics import bhattacharyya, overlap, probabilities, total_variation
-from flows.targets import gaussian
-from qsim.infra.runs import RunDir, atomic_write_bytes
-import io
+from flows.targets import from_samples, gaussian, get_target
+from qsim.infra.cli import add_common_arguments, resolve_config
+from qsim.infra.runs import atomic_write_bytes, open_run
+from qsim.infra.validation import positive_float, positive_int
 
 __all__ = ["register", "run_flow", "DEFAULTS"]
 
@@ -51,7 +49,6 @@ DEFAULTS = {
 
 
 def register(subparsers) -> None:
-
     p = subparsers.add_parser("flow", help="wavefunction flows: learn a flow, simulate it on qubits",
                               description=__doc__.splitlines()[0])
     p.add_argument("--target", default=None, help="gmm2d | gmm1d | moons | ring | gaussian | file:PATH.npy")
@@ -65,20 +62,16 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-
     cfg = resolve_config(DEFAULTS, args, cli_keys=["target", "qubits_per_dim", "steps", "formula",
                                                     "learner.learner", "learner.steps"])
-    if not args.out:
-        raise ValueError("qsim flow needs --out DIR")
     summary = run_flow(cfg, args.out, progress=not args.no_progress)
     print(f"flow {cfg['target']}: Bhattacharyya vs flow {summary['bhattacharyya_model']:.5f}, "
-          f"vs target {summary['bhattacharyya_target']:.5f}, overlap {summary['overlap']:.5f} "
-          f"-> {args.out}")
+          f"vs target {summary['bhattacharyya_target']:.5f}, overlap {summary['overlap']:.5f}"
+          + (f" -> {args.out}" if args.out else ""))
     return 0
 
 
 def _load_target(name: str):
-
     if isinstance(name, str) and name.startswith("file:"):
         path = name[5:]
         if not Path(path).exists():
@@ -88,17 +81,15 @@ def _load_target(name: str):
 
 
 def _validate(cfg: dict) -> None:
-
     if str(cfg["formula"]) not in FORMULAS:
         raise ValueError(f"unknown formula {cfg['formula']!r}; choose one of {FORMULAS}")
     if cfg["learner"]["learner"] == "cfm" and str(cfg["formula"]) in ("4", "8"):
         raise ValueError("the cfm learner gives a velocity without a potential; use --formula split "
                          "or exact (the 4/8-step formulas need v = grad V)")
     for k in ("qubits_per_dim", "steps", "reference_steps"):
-        if not isinstance(cfg[k], int) or cfg[k] < 1:
-            raise ValueError(f"{k}={cfg[k]!r} must be a positive integer")
-    if not (cfg["time"] > 0 and cfg["source_std"] > 0):
-        raise ValueError("time and source_std must be positive")
+        positive_int(cfg[k], k)
+    for k in ("time", "source_std"):
+        positive_float(cfg[k], k)
 
 
 def _figure(path, grid, ref, prob, target_prob) -> None:
@@ -131,12 +122,33 @@ def _figure(path, grid, ref, prob, target_prob) -> None:
     plt.close(fig)
 
 
-def run_flow(cfg: dict, out, progress: bool = True) -> dict:
-    """Run the whole pipeline for a resolved configuration; returns the summary dict."""
+def _densities(grid, source, target) -> tuple[np.ndarray, np.ndarray]:
+    """The source density on the grid (unnormalised, peak 1) and the target's probabilities."""
+    pts = jnp.asarray(coordinates(grid).reshape(-1, grid.d))
+    lp0 = np.asarray(jax.vmap(source.log_prob)(pts)).reshape(grid.shape)
+    lpt = np.asarray(jax.vmap(target.log_prob)(pts)).reshape(grid.shape)
+    p0 = np.exp(lp0 - lp0.max())
+    pt = np.exp(lpt - lpt.max())
+    return p0, pt / pt.sum()
 
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, round(time.perf_counter() - t0, 3)
+
+
+def _write_outputs(out, grid, psi, ref, prob, pt, p0) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, psi=psi, reference=ref, target=pt, source=p0 / p0.sum())
+    atomic_write_bytes(Path(out) / "qsample.npz", buf.getvalue())
+    _figure(Path(out) / "densities.png", grid, ref, prob, pt)
+
+
+def run_flow(cfg: dict, out=None, progress: bool = True) -> dict:
+    """Run the whole pipeline for a resolved configuration; returns the summary dict (the same keys
+    with or without ``out``; without it nothing is written)."""
     jax.config.update("jax_enable_x64", True)   # an entry point: the physics needs float64
-
-
     _validate(cfg)
     target = _load_target(cfg["target"])
     L = float(cfg["box"]) if cfg["box"] else float(target.L)
@@ -144,30 +156,18 @@ def run_flow(cfg: dict, out, progress: bool = True) -> dict:
     source = gaussian(target.d, float(cfg["source_std"]), L=L)
     lcfg = LearnerConfig(**cfg["learner"])
     formula, R, T = str(cfg["formula"]), int(cfg["steps"]), float(cfg["time"])
+    p0, pt = _densities(grid, source, target)
 
-    pts = jnp.asarray(coordinates(grid).reshape(-1, grid.d))
-    lp0 = np.asarray(jax.vmap(source.log_prob)(pts)).reshape(grid.shape)
-    lpt = np.asarray(jax.vmap(target.log_prob)(pts)).reshape(grid.shape)
-    p0 = np.exp(lp0 - lp0.max())
-    pt = np.exp(lpt - lpt.max())
-    pt /= pt.sum()
-
-    with RunDir.open(out, command="flow", config=cfg) as run:
+    with open_run(out, "flow", cfg) as run:
         run.update_summary(target=cfg["target"], qubits_per_dim=grid.n, formula=formula,
                            trotter_steps=R, learner=lcfg.learner)
-        t0 = time.perf_counter()
-        model, params, info = train(lcfg, source, target, L, seed=int(cfg["seed"]), run=run,
-                                    progress=progress)
-        t_train = time.perf_counter() - t0
+        (model, params, info), t_train = _timed(train, lcfg, source, target, L, seed=int(cfg["seed"]), run=run,
+                                                progress=progress)
         flow = learned_flow(model, params, lcfg.learner, grid.d)
         check_velocity(flow, grid, times=np.linspace(0, T, 5), prob=p0 / p0.sum())
-        psi0 = state_from_density(p0)
-        t0 = time.perf_counter()
-        psi = np.asarray(evolve(psi0, flow, grid, T, R, formula))
-        t_evolve = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ref = reference_probabilities(flow, source.log_prob, grid, T, steps=int(cfg["reference_steps"]))
-        t_ref = time.perf_counter() - t0
+        psi, t_evolve = _timed(lambda: np.asarray(evolve(state_from_density(p0), flow, grid, T, R, formula)))
+        ref, t_ref = _timed(reference_probabilities, flow, source.log_prob, grid, T,
+                            steps=int(cfg["reference_steps"]))
         prob = probabilities(psi)
         mask = tail_mask(grid, float(cfg["tail_threshold"]), axis=0)
         values = {
@@ -180,20 +180,16 @@ def run_flow(cfg: dict, out, progress: bool = True) -> dict:
         }
         run.log_metrics(lcfg.steps, phase=1, loss=info["final_loss"],
                         nonfinite_steps=info["nonfinite_steps"], **values)
-
-        buf = io.BytesIO()
-        np.savez(buf, psi=psi, reference=ref, target=pt, source=p0 / p0.sum())
-        atomic_write_bytes(Path(out) / "qsample.npz", buf.getvalue())
-        _figure(Path(out) / "densities.png", grid, ref, prob, pt)
+        if out is not None:
+            _write_outputs(out, grid, psi, ref, prob, pt, p0)
         extra = {
             "bhattacharyya_reference_target": bhattacharyya(ref, pt),
             "tail_probability_qsample": tail_probability(prob, mask),
             "tail_probability_reference": tail_probability(ref, mask),
             "final_loss": info["final_loss"], "nonfinite_steps": info["nonfinite_steps"],
-            "train_time_s": round(t_train, 3), "evolve_time_s": round(t_evolve, 3),
-            "reference_time_s": round(t_ref, 3), "box": L, "dimension": grid.d,
+            "train_time_s": t_train, "evolve_time_s": t_evolve,
+            "reference_time_s": t_ref, "box": L, "dimension": grid.d,
         }
         run.update_summary(**{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                               for k, v in {**values, **extra}.items()})
-        summary = run.write_summary("completed", steps=lcfg.steps)
-    return summary
+        return run.write_summary("completed", steps=lcfg.steps)

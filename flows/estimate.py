@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from flows.grid import coordinates
+
 import qsim
+from flows.grid import coordinates
+from qsim.infra.validation import positive_int, probability
 
 __all__ = ["tail_mask", "tail_probability", "mlae", "mlae_uses", "monte_carlo", "compare_errors",
            "grover_circuit", "state_preparation_unitary"]
@@ -67,10 +69,8 @@ def _mle_theta(powers, hits, shots) -> float:
 def mlae(a: float, n_powers: int, shots: int, rng) -> tuple[float, int]:
     """One MLAE estimate of ``a`` with powers ``0, 1, 2, ..., 2^{n_powers-2}`` and ``shots`` per
     power; returns ``(estimate, uses)``. ``rng``: a numpy Generator."""
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(f"probability a={a!r} must lie in [0, 1]")
-    if n_powers < 1 or shots < 1:
-        raise ValueError(f"n_powers={n_powers} and shots={shots} must be positive")
+    a = probability(a, "probability a")
+    n_powers, shots = positive_int(n_powers, "n_powers"), positive_int(shots, "shots")
     powers = [0] + [2 ** k for k in range(n_powers - 1)]
     theta = math.asin(math.sqrt(a))
     p = np.sin((2 * np.asarray(powers) + 1) * theta) ** 2

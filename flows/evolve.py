@@ -27,12 +27,14 @@ from typing import Callable
 
 import numpy as np
 
-from flows.grid import Grid, check_memory, coordinates, wavenumbers
-from flows.hamiltonian import (Flow, apply_hamiltonian, dense_hamiltonian, kinetic_diagonal,
-                               potential_on_grid, velocity_on_grid)
 import jax
 import jax.numpy as jnp
 from threadpoolctl import threadpool_limits
+
+from flows.grid import GRID_HINT, Grid, coordinates, wavenumbers
+from flows.hamiltonian import (Flow, apply_hamiltonian, dense_hamiltonian, kinetic_diagonal,
+                               potential_on_grid, velocity_on_grid)
+from qsim.infra.validation import check_memory, positive_float, positive_int
 
 __all__ = ["FORMULAS", "evolve", "pushforward_logdensity", "push_samples",
            "reference_probabilities", "sine_check_flow", "sine_check_density", "step_unitary_ops"]
@@ -49,10 +51,8 @@ def _check_common(psi0, flow: Flow, grid: Grid, T, steps, formula):
     if tuple(np.shape(psi0)) != grid.shape:
         raise ValueError(f"state shape {tuple(np.shape(psi0))} does not match the grid shape "
                          f"{grid.shape}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive integer")
-    if not (math.isfinite(float(T)) and float(T) > 0):
-        raise ValueError(f"evolution time T={T!r} must be positive and finite")
+    positive_int(steps, "steps")
+    positive_float(float(T), "evolution time T")
     if not np.all(np.isfinite(np.asarray(psi0))):
         raise ValueError("initial state has non-finite amplitudes")
     if formula in ("4", "8") and flow.potential is None:
@@ -171,7 +171,7 @@ def _finite(psi):
 def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) -> np.ndarray:
     """CF4 Magnus with dense eigendecomposition of the symmetric H (complex128, numpy)."""
     M = grid.size
-    check_memory(8 * 16.0 * M * M, f"exact (dense) evolution of {M} grid points")
+    check_memory(8 * 16.0 * M * M, f"exact (dense) evolution of {M} grid points", hint=GRID_HINT)
     dt = T / steps
     s3 = math.sqrt(3.0)
     c1, c2 = 0.5 - s3 / 6, 0.5 + s3 / 6
@@ -209,7 +209,6 @@ def _evolve_exact(psi, flow: Flow, grid: Grid, T: float, steps: int, t0: float) 
 
 
 def _divergence(velocity: Callable):
-
     def div(x, t):
         return jnp.trace(jax.jacfwd(velocity, argnums=0)(x, t))
     return div

@@ -13,33 +13,18 @@ with the Nyquist mode ``m = N/2`` set to zero in the first derivative so that th
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 import warnings
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
+
+from qsim.infra.validation import check_memory, positive_float, positive_int
 
 __all__ = ["Grid", "make_grid", "wavenumbers", "coordinates", "axis_points", "spectral_derivative",
-           "state_from_density", "boundary_mass", "warn_boundary", "check_memory", "memory_limit_bytes"]
+           "state_from_density", "boundary_mass", "warn_boundary", "GRID_HINT"]
 
-
-def memory_limit_bytes() -> int:
-    """Half of the machine's physical memory (bytes): the budget for one grid array operation."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        total = 8 * 2**30
-    return int(total // 2)
-
-
-def check_memory(nbytes: float, what: str, limit: int | None = None) -> None:
-    """Raise ``ValueError`` if an allocation of ``nbytes`` would exceed ``limit`` (default:
-    :func:`memory_limit_bytes`), before anything is allocated."""
-    limit = memory_limit_bytes() if limit is None else int(limit)
-    if nbytes > limit:
-        raise ValueError(f"{what} needs {nbytes / 2**30:.3g} GiB, more than the memory budget of "
-                         f"{limit / 2**30:.3g} GiB; use fewer qubits per dimension or fewer dimensions")
+# what to change when a grid array does not fit (qsim.infra.validation.check_memory's hint)
+GRID_HINT = "use fewer qubits per dimension or fewer dimensions"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,25 +66,22 @@ class Grid:
         return self.dx ** self.d
 
 
-def make_grid(n: int, d: int, L: float, memory_limit: int | None = None) -> Grid:
+def make_grid(n: int, d: int, L: float) -> Grid:
     """Build a :class:`Grid` after checking its inputs.
 
-    Raises ``ValueError`` for a non-positive ``n``/``d``/``L`` and for a grid whose complex128
-    state (times a small working factor of 8 arrays) does not fit in the memory budget.
+    Raises ``ValueError``/``TypeError`` for a non-positive or non-integer ``n``/``d``, a non-positive
+    or non-finite ``L``, and ``ValueError`` for a grid whose complex128 state (times a small working
+    factor of 8 arrays) exceeds the memory limit (:func:`qsim.infra.validation.memory_limit_bytes`,
+    ``QSIM_MAX_STATE_BYTES``).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"qubits per dimension n={n!r} must be a positive integer")
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"dimension d={d!r} must be a positive integer")
-    if not (isinstance(L, (int, float, np.floating)) and math.isfinite(L) and L > 0):
-        raise ValueError(f"box half-width L={L!r} must be a positive finite number")
-    n, d = int(n), int(d)
+    n = positive_int(n, "qubits per dimension n")
+    d = positive_int(d, "dimension d")
+    L = positive_float(L, "box half-width L")
     if n * d > 60:
         raise ValueError(f"grid of {n} qubits x {d} dimensions = 2**{n * d} points is far too large "
                          "for memory")
-    check_memory(8 * 16 * 2.0 ** (n * d), f"a grid of 2**{n * d} points ({n} qubits x {d} dims)",
-                 memory_limit)
-    return Grid(n, d, float(L))
+    check_memory(8 * 16 * 2.0 ** (n * d), f"a grid of 2**{n * d} points ({n} qubits x {d} dims)", hint=GRID_HINT)
+    return Grid(n, d, L)
 
 
 def axis_points(grid: Grid) -> np.ndarray:

@@ -18,9 +18,11 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from flows.grid import Grid, boundary_mass, check_memory, coordinates, wavenumbers
 import jax
 import jax.numpy as jnp
+
+from flows.grid import GRID_HINT, Grid, boundary_mass, coordinates, wavenumbers
+from qsim.infra.validation import check_memory
 
 __all__ = ["Flow", "gradient_flow", "velocity_flow", "velocity_on_grid", "potential_on_grid",
            "apply_hamiltonian", "dense_hamiltonian", "derivative_matrix", "kinetic_diagonal",
@@ -54,7 +56,6 @@ def velocity_flow(velocity: Callable, d: int) -> Flow:
 
 
 def _flat_points(grid: Grid, dtype):
-
     return jnp.asarray(coordinates(grid).reshape(-1, grid.d), dtype=dtype)
 
 
@@ -120,10 +121,10 @@ def derivative_matrix(grid: Grid) -> np.ndarray:
     return np.real(D)
 
 
-def dense_hamiltonian(v_grid, grid: Grid, memory_limit: int | None = None) -> np.ndarray:
-    """The dense ``(N^d, N^d)`` complex matrix of H (small grids only; checked against memory)."""
+def dense_hamiltonian(v_grid, grid: Grid) -> np.ndarray:
+    """The dense ``(N^d, N^d)`` complex matrix of H (small grids only; checked against the memory limit)."""
     M = grid.size
-    check_memory(4 * 16.0 * M * M, f"the dense Hamiltonian of {M} grid points", memory_limit)
+    check_memory(4 * 16.0 * M * M, f"the dense Hamiltonian of {M} grid points", hint=GRID_HINT)
     v_grid = np.asarray(v_grid, dtype=np.float64)
     if v_grid.shape != grid.shape + (grid.d,):
         raise ValueError(f"velocity shape {v_grid.shape} does not match {grid.shape + (grid.d,)}")

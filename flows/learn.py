@@ -22,14 +22,16 @@ import functools
 import math
 from typing import Any, Callable, NamedTuple
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from flows.hamiltonian import Flow
-import flax.linen as nn
-import jax.numpy as jnp
-import jax
-import optax
-from tqdm.auto import tqdm
+from qsim.infra.driver import resume, run_loop
+from qsim.infra.runs import NullRun
+from qsim.infra.validation import positive_float, positive_int
 
 __all__ = ["LearnerConfig", "FlowNet", "TrainState", "init_learner", "make_loss", "make_train_step",
            "learned_flow", "train", "LEARNERS", "batch"]
@@ -54,7 +56,6 @@ class LearnerConfig:
 
 
 def _flax():
-
     class _FlowNet(nn.Module):
         L: float
         d: int
@@ -67,7 +68,6 @@ def _flax():
 
         @nn.compact
         def __call__(self, x, t):
-
             m = jnp.arange(1, self.n_freq + 1, dtype=x.dtype)
             ang = (math.pi / self.L) * x[:, None] * m[None, :]
             j = jnp.arange(1, self.t_freq + 1, dtype=x.dtype)
@@ -98,11 +98,8 @@ def _check_cfg(cfg: LearnerConfig):
     if cfg.learner not in LEARNERS:
         raise ValueError(f"unknown learner {cfg.learner!r}; choose one of {LEARNERS}")
     for k in ("width", "depth", "n_freq", "batch", "steps"):
-        v = getattr(cfg, k)
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"learner option {k}={v!r} must be a positive integer")
-    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise ValueError(f"learning rate lr={cfg.lr!r} must be positive")
+        positive_int(getattr(cfg, k), f"learner option {k}")
+    positive_float(cfg.lr, "learning rate lr")
 
 
 @functools.lru_cache(maxsize=16)
@@ -219,50 +216,47 @@ def learned_flow(model, params, learner: str, d: int) -> Flow:
 def train(cfg: LearnerConfig, source, target, L: float, seed: int = 0, run=None,
           progress: bool = True, log_every: int = 50, ckpt_every: int = 500,
           until: int | None = None):
-    """Train a learner; returns ``(model, params, info)``.
+    """Train a learner through the driver loop (:func:`qsim.infra.driver.run_loop`); returns
+    ``(model, params, info)``.
 
-    With ``run`` (a :class:`qsim.infra.runs.RunDir`) it logs ``loss`` to metrics.csv, checkpoints
-    ``(params, opt_state)`` and resumes from the last checkpoint (same numbers as an uninterrupted
-    run: batches depend only on ``(seed, step)``). ``until`` stops (with a checkpoint) before
-    step ``until``, as an interruption would. Raises ``FloatingPointError`` after 20
-    consecutive non-finite steps.
+    With ``run`` (a :class:`qsim.infra.runs.RunDir`) it logs every ``log_every`` steps the mean
+    ``loss`` since the last row to metrics.csv, checkpoints ``(params, opt_state)`` every
+    ``ckpt_every`` steps and resumes from the last checkpoint (same numbers as an uninterrupted run:
+    batches depend only on ``(seed, step)``). ``until`` stops (with a checkpoint) before step
+    ``until``, as an interruption would. A step with a non-finite loss or gradient leaves the state
+    unchanged; 20 such steps in a row stop the run (:class:`qsim.infra.driver.NonFiniteError`).
     """
-
     if source.d != target.d:
         raise ValueError(f"source dimension {source.d} does not match target dimension {target.d}")
     model, opt, state = init_learner(cfg, target.d, L, seed)
     step_fn = _build(cfg, int(target.d), float(L))[3]
-    start = 0
-    if run is not None:
-        restored = run.load_checkpoint(state)
-        if restored is not None:
-            start, tree = restored
-            state = TrainState(*jax.tree_util.tree_map(jax.numpy.asarray, tuple(tree)))
-            start += 1
-    bad, n_bad, last = 0, 0, float("nan")
-    stop = cfg.steps if until is None else min(int(until), cfg.steps)
-    bar = tqdm(range(start, stop), disable=not progress, desc=f"flow {cfg.learner}")
-    acc = []
-    for k in bar:
+    run = run if run is not None else NullRun()
+    start, tree, _ = resume(run, tuple(state))
+    state = TrainState(*jax.tree_util.tree_map(jnp.asarray, tuple(tree)))
+    window: list[float] = []
+    tally = {"ok": True, "bad": 0, "last": float("nan")}
+
+    def step(k, st):
         x0, x1, t = batch(source, target, k, seed, cfg.batch)
-        state, loss, ok = step_fn(state, x0, x1, t)
-        if not bool(ok):
-            bad += 1
-            n_bad += 1
-            if bad >= 20:
-                raise FloatingPointError(f"training diverged: {bad} consecutive non-finite losses at "
-                                         f"step {k}; lower the learning rate (lr={cfg.lr})")
+        st, loss, ok = step_fn(st, x0, x1, t)
+        tally["ok"] = bool(ok)
+        if tally["ok"]:
+            window.append(float(loss))
         else:
-            bad = 0
-            acc.append(float(loss))
-        if (k + 1) % log_every == 0 or k == cfg.steps - 1:
-            last = float(np.mean(acc)) if acc else float("nan")
-            acc = []
-            bar.set_postfix(loss=f"{last:.4f}")
-            if run is not None:
-                run.log_metrics(k, phase=0, loss=last, nonfinite_steps=n_bad,
-                                **{c: None for c in EVAL_COLUMNS})
-        if run is not None and ((k + 1) % ckpt_every == 0 or k == stop - 1):
-            run.save_checkpoint(k, tuple(state))
-    return model, state.params, {"final_loss": last, "nonfinite_steps": n_bad,
+            tally["bad"] += 1
+        if (k + 1) % log_every == 0 or k == cfg.steps - 1:     # the rows run_loop logs (log_every)
+            tally["last"] = float(np.mean(window)) if window else float("nan")
+            window.clear()
+        return st, {"phase": 0, "loss": tally["last"], "nonfinite_steps": tally["bad"],
+                    **{c: None for c in EVAL_COLUMNS}}
+
+    stop = cfg.steps if until is None else min(int(until), cfg.steps)
+    if start < stop:
+        state = run_loop(step, state, cfg.steps, start=start, run=run, checkpoint_every=ckpt_every,
+                         checkpoint=tuple, progress=progress, desc=f"flow {cfg.learner}",
+                         postfix=lambda m: {"loss": f"{m['loss']:.4f}"}, log_every=log_every,
+                         callbacks=[lambda k, m, s: k + 1 < stop], nan_keys=(),
+                         skipped=lambda s, m: not tally["ok"], max_nan_steps=20,
+                         nan_hint=f"Training diverged: lower the learning rate (lr={cfg.lr}).").state
+    return model, state.params, {"final_loss": tally["last"], "nonfinite_steps": tally["bad"],
                                  "resumed_from": start}

@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from flows.cli import DEFAULTS, run_flow
 from qsim.infra.cli import main
+from qsim.infra.validation import merge
 from qsim.infra.runs import read_metrics
 
 
@@ -38,3 +40,14 @@ def test_qsim_flow_cli_bad_inputs(tmp_path, capsys):
     assert main(["flow", "--qubits-per-dim", "40", "--out", str(tmp_path / "c")]) == 2
     assert "too large" in capsys.readouterr().err
     assert main(["flow", "--out", str(tmp_path / "d"), "learner.nope=1"]) == 2
+
+
+def test_run_flow_without_out_returns_the_same_summary_keys(tmp_path):
+    cfg = merge(DEFAULTS, {"target": "gmm1d", "qubits_per_dim": 4, "steps": 8, "formula": "split",
+                           "reference_steps": 4, "learner": {"width": 8, "depth": 1, "batch": 32, "steps": 20}})
+    cfg["seed"] = 0
+    with_out = run_flow(cfg, tmp_path / "run", progress=False)
+    without = run_flow(cfg, None, progress=False)
+    assert set(without) == set(with_out) and without["status"] == "completed"
+    assert without["bhattacharyya_model"] == with_out["bhattacharyya_model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]        # nothing written without out

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from qsim.infra import settings
+
 from flows.grid import (axis_points, boundary_mass, coordinates, make_grid, spectral_derivative,
                         state_from_density, wavenumbers)
 
@@ -28,13 +30,17 @@ def test_nyquist_zeroed_and_spectral_derivative_exact():
 @pytest.mark.parametrize("n,d,L", [(0, 1, 1.0), (3, 0, 1.0), (3, 1, -1.0), (3, 1, float("nan")),
                                    (2.5, 1, 1.0)])
 def test_bad_grid_arguments(n, d, L):
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError), match=r"n|d|L"):
         make_grid(n, d, L)
 
 
 def test_grid_too_large_for_memory():
-    with pytest.raises(ValueError, match="GiB"):
-        make_grid(14, 2, 1.0, memory_limit=2**30)
+    """The one memory limit of qsim (QSIM_MAX_STATE_BYTES, settings.max_state_bytes) bounds grids."""
+    with settings.override(max_state_bytes=2**40):
+        assert make_grid(14, 2, 1.0).size == 2**28          # only checked, nothing allocated
+    with settings.override(max_state_bytes=2**30):
+        with pytest.raises(ValueError, match="GiB.*fewer qubits per dimension"):
+            make_grid(14, 2, 1.0)
     with pytest.raises(ValueError, match="too large"):
         make_grid(31, 3, 1.0)
 

@@ -1,14 +1,18 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import flows.learn as fl
 from flows.evolve import evolve, reference_probabilities
 from flows.grid import coordinates, make_grid, state_from_density
 from flows.learn import LearnerConfig, batch, init_learner, learned_flow, make_loss, train
 from flows.metrics import bhattacharyya, probabilities
 from flows.targets import gaussian, get_target
-from qsim.infra.runs import RunDir
+from qsim.infra.driver import NonFiniteError
+from qsim.infra.runs import RunDir, read_metrics
 
 
 def test_network_is_periodic_on_the_box():
@@ -93,3 +97,25 @@ def test_learner_bad_inputs():
         init_learner(LearnerConfig(width=0), 2, 1.0)
     with pytest.raises(ValueError, match="dimension"):
         train(LearnerConfig(steps=1), gaussian(1), get_target("gmm2d"), 4.0, progress=False)
+
+
+def test_twenty_non_finite_steps_in_a_row_stop_training(monkeypatch, tmp_path):
+    """The driver loop's NaN guard: skipped steps (non-finite loss or gradient) leave the state as it
+    was; 20 in a row stop the run naming the step and the learning rate, with metrics logged so far."""
+    src, tgt = gaussian(1, 0.8, L=4.0), get_target("gmm1d")
+    cfg = LearnerConfig(width=8, depth=1, steps=40, batch=16, lr=0.5)
+    model, opt, init, step = fl._build(cfg, 1, 4.0)
+    calls = []
+
+    def bad_after_five(state, x0, x1, t):
+        calls.append(1)
+        new, loss, ok = step(state, x0, x1, t)
+        return (new, loss, ok) if len(calls) <= 5 else (state, jnp.nan, jnp.asarray(False))
+
+    monkeypatch.setattr(fl, "_build", lambda *a: (model, opt, init, bad_after_five))
+    with pytest.raises(NonFiniteError, match=r"20 consecutive.*step 24.*lr=0.5"):
+        with RunDir.open(tmp_path, command="flow", config={"x": 1}) as run:
+            train(cfg, src, tgt, 4.0, run=run, progress=False, log_every=10)
+    m = read_metrics(tmp_path)
+    assert m["step"].tolist() == [9, 19] and m["nonfinite_steps"].tolist() == [5, 15]
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
