@@ -19,10 +19,12 @@ optimum. Measured on the Gaussian task (10 restarts, H100): depth 3 p_optimal 0.
 depth 6 0.0 vs 0.5 (benchmarks/results/hypernets_anneal.json).
 
 **Shot mode** works on any backend with ``backend.sample(circuit, params, shots=S, key=key) -> (S, n)``
-bits (``qsim.get_backend(name)``): the cost is the average of the sampled networks' costs, gradients
-come from the parameter-shift rule (every slot of these ansatze feeds one RY / phase-shift / RZ gate,
-whose generator has eigenvalues ±1/2: ``dE/dθ_k = (E(θ + π/2 e_k) - E(θ - π/2 e_k)) / 2``) or SPSA, and
-Adam takes the steps. Only the sampled bitstrings' costs are needed, as on hardware.
+bits (``qsim.get_backend(name)``): the cost is the average of the sampled networks' costs
+(:func:`qsim.gradients.sample_cost`), gradients come from the parameter-shift rule
+(:func:`qsim.gradients.parameter_shift_sampled`: every slot of these ansatze feeds one RY / phase-shift /
+RZ gate, whose rule is ``dE/dθ_k = (E(θ + π/2 e_k) - E(θ - π/2 e_k)) / 2``) or SPSA
+(:func:`qsim.gradients.spsa_sampled`), and Adam takes the steps. Only the sampled bitstrings' costs are
+needed, as on hardware.
 
 Results (:func:`evaluate`): ``expected_cost``, ``p_optimal`` (mass on the networks tied at the minimum
 cost, within 1e-9 relative), ``p_top_k`` (mass on the k lowest-cost networks) and the most probable
@@ -44,11 +46,12 @@ import jax
 import jax.numpy as jnp
 import qsim
 import optax
+from qsim.gradients import parameter_shift_sampled, sample_bits, sample_cost, spsa_sampled
+from qsim.infra import validation
 from scipy.optimize import minimize
 
 __all__ = ["RestartResult", "evaluate", "make_exact_objective", "train_exact", "log_costs", "anneal_temperatures",
-           "ANNEAL_T0", "sample_cost",
-           "parameter_shift_grad", "spsa_grad", "train_shots", "resolve_backend", "StatevectorSampler"]
+           "ANNEAL_T0", "sample_cost", "train_shots", "resolve_backend", "StatevectorSampler"]
 
 
 class RestartResult(NamedTuple):
@@ -134,12 +137,10 @@ def log_costs(costs) -> np.ndarray:
 
 def anneal_temperatures(t0: float, stages: int, decay: float = 0.01) -> np.ndarray:
     """Entropy weights of the warm-up stages: ``t0 * decay ** (k / (stages - 1))``, k = 0 .. stages-1."""
-    if not (math.isfinite(t0) and t0 > 0):
-        raise ValueError(f"anneal temperature must be a positive finite number, got {t0}")
-    if int(stages) < 1:
-        raise ValueError(f"anneal_stages must be >= 1, got {stages}")
-    k = np.arange(int(stages))
-    return float(t0) * decay ** (k / max(1, int(stages) - 1))
+    t0 = validation.positive_float(t0, "anneal temperature")
+    stages = validation.positive_int(stages, "anneal_stages")
+    k = np.arange(stages)
+    return t0 * decay ** (k / max(1, stages - 1))
 
 
 def make_anneal_stage(probs_fn, costs, stage_iters: int, log: bool = True):
@@ -234,15 +235,11 @@ def train_exact(landscape: Landscape, depth: int, *, restarts: int = 1, seed: in
     (``start`` skips the first ones, for resuming); on_restart(restart, RestartResult) is called as each
     restart finishes (for checkpoints). The objective is compiled once for all restarts."""
 
-    if optimizer not in ("lbfgs", "adam"):
-        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if int(restarts) < 1:
-        raise ValueError(f"restarts must be >= 1, got {restarts}")
+    validation.one_of(optimizer, "optimizer", ("lbfgs", "adam"))
+    validation.one_of(dtype, "dtype", ("float32", "float64"))
+    restarts = validation.positive_int(restarts, "restarts")
     temps = anneal_temperatures(anneal, anneal_stages) if anneal else None
-    if int(stage_iters) < 1:
-        raise ValueError(f"stage_iters must be >= 1, got {stage_iters}")
+    stage_iters = validation.positive_int(stage_iters, "stage_iters")
     n = landscape.num_bits
     ctx = jax.enable_x64(True) if dtype == "float64" else jax.enable_x64(bool(jax.config.jax_enable_x64))
     out = []
@@ -316,49 +313,6 @@ def resolve_backend(name_or_backend, **options):
         raise
 
 
-def _sample_indices(backend, circuit, params, shots, key):
-    bits = np.asarray(backend.sample(circuit, params, shots=int(shots), key=key))
-    if bits.ndim != 2 or bits.shape != (int(shots), circuit.n_wires):
-        raise ValueError(f"backend {getattr(backend, 'name', backend)!r} returned samples of shape {bits.shape}, "
-                         f"expected ({int(shots)}, {circuit.n_wires})")
-    return index_from_bits(bits)
-
-
-def sample_cost(backend, circuit, params, costs, shots: int, key) -> tuple[float, float]:
-    """Shot estimate of the Born expectation: (mean of sampled costs, its standard error)."""
-    c = np.asarray(costs)[_sample_indices(backend, circuit, params, shots, key)]
-    return float(c.mean()), float(c.std(ddof=1) / math.sqrt(len(c))) if len(c) > 1 else float("nan")
-
-
-def parameter_shift_grad(backend, circuit, params, costs, shots: int, key) -> np.ndarray:
-    """Parameter-shift gradient of the shot-estimated Born cost; ``2 P`` circuit runs of ``shots``."""
-
-    params = np.asarray(params, dtype=np.float64)
-    g = np.zeros_like(params)
-    keys = jax.random.split(key, 2 * len(params))
-    for k in range(len(params)):
-        e = np.zeros_like(params)
-        e[k] = math.pi / 2
-        plus, _ = sample_cost(backend, circuit, params + e, costs, shots, keys[2 * k])
-        minus, _ = sample_cost(backend, circuit, params - e, costs, shots, keys[2 * k + 1])
-        g[k] = 0.5 * (plus - minus)
-    return g
-
-
-def spsa_grad(backend, circuit, params, costs, shots: int, key, c: float = 0.2, n_dirs: int = 1) -> np.ndarray:
-    """SPSA gradient estimate (``n_dirs`` random ±1 directions, 2 circuit runs each)."""
-
-    params = np.asarray(params, dtype=np.float64)
-    g = np.zeros_like(params)
-    for i in range(int(n_dirs)):
-        kd, k1, k2 = jax.random.split(jax.random.fold_in(key, i), 3)
-        delta = np.asarray(jax.random.rademacher(kd, params.shape), dtype=np.float64)
-        plus, _ = sample_cost(backend, circuit, params + c * delta, costs, shots, k1)
-        minus, _ = sample_cost(backend, circuit, params - c * delta, costs, shots, k2)
-        g += (plus - minus) / (2 * c) * delta
-    return g / n_dirs
-
-
 def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shots: int = 1000,
                 steps: int = 100, learning_rate: float = 0.1, gradient: str = "parameter_shift",
                 ansatz: str = "brickwork", seed: int = 0, spsa_c: float = 0.2, final_shots: int | None = None,
@@ -368,8 +322,7 @@ def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shot
     frequent network in ``final_shots`` samples with its empirical frequency, cost and accuracies),
     ``history`` (estimated cost per step) and ``circuit_runs``."""
 
-    if gradient not in ("parameter_shift", "spsa"):
-        raise ValueError(f"gradient must be 'parameter_shift' or 'spsa', got {gradient!r}")
+    validation.one_of(gradient, "gradient", ("parameter_shift", "spsa"))
     if int(shots) < 2:
         raise ValueError(f"shots must be >= 2, got {shots}")
     backend = resolve_backend(backend)
@@ -388,10 +341,10 @@ def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shot
         kt = jax.random.fold_in(key, t + 1)
         kc, kg = jax.random.split(kt)
         if gradient == "parameter_shift":
-            g = parameter_shift_grad(backend, circuit, x, costs, shots, kg)
+            g = parameter_shift_sampled(backend, circuit, x, costs, shots, kg)
             runs += 2 * len(x)
         else:
-            g = spsa_grad(backend, circuit, x, costs, shots, kg, c=spsa_c)
+            g = spsa_sampled(backend, circuit, x, costs, shots, kg, epsilon=spsa_c)
             runs += 2
         if not np.all(np.isfinite(g)):
             raise FloatingPointError(f"non-finite shot gradient at step {t}")
@@ -404,7 +357,7 @@ def train_shots(landscape: Landscape, depth: int, backend="statevector", *, shot
             if callback is not None:
                 callback(t + 1, est)
     fs = int(final_shots or max(shots, 1000))
-    idx = _sample_indices(backend, circuit, x, fs, jax.random.fold_in(key, 10 ** 6))
+    idx = index_from_bits(sample_bits(backend, circuit, x, fs, jax.random.fold_in(key, 10 ** 6)))
     counts = np.bincount(idx, minlength=2 ** n)
     top = int(np.argmax(counts))
     c = costs[idx]

@@ -10,8 +10,9 @@
 rotations, phase shifts, U3 and the Ising gates, four-term rules for CRX/CRY/CRZ). A slot used by
 several gates (shared parameters) gets the sum of the per-use derivatives: the circuit is expanded so
 that every use has its own slot, each use is shifted alone, and the derivatives are summed back.
-Controlled versions of table gates (``Circuit.ctrl``) take the rule that matches their generator's
-spectrum (a controlled Pauli rotation gets the four-term rule, a controlled phase keeps two terms).
+Controlled versions of table gates (``Circuit.ctrl``) take the table's rule for their generator's
+spectrum (:func:`qsim.circuits.gates.op_shift_rule`: a controlled Pauli rotation gets the four-term
+rule, a controlled phase keeps two terms).
 All shifted evaluations go to the backend as one ``expval_batch`` call (one job).
 
 With ``shots`` each shifted evaluation is an independent estimate, so the gradient's variance is
@@ -23,6 +24,11 @@ number of parameters; unbiased to ``O(eps**2)`` in expectation.
 
 Both are wrapped in a ``jax.custom_vjp`` whose forward and backward passes call the backend through
 ``jax.pure_callback``, so the loss also works inside ``jax.jit``.
+
+**A cost over sampled bitstrings** (``E = sum_b p(b) cost(b)``, on any backend that can ``sample``):
+:func:`sample_cost` estimates it, :func:`parameter_shift_sampled` and :func:`spsa_sampled` give its
+gradients by the same rules (every shifted circuit sampled with its own key, so a key reproduces the
+gradient); :func:`sampled_cost_batch` is the ``evaluate_batch`` they use.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from qsim.backends.base import seed_from_key
 from qsim.infra import validation
 
 __all__ = ["expand_slots", "shift_rule", "parameter_shift_grad", "parameter_shift", "spsa_grad",
-           "make_expval", "parameter_shift_stderr"]
+           "make_expval", "parameter_shift_stderr", "sample_bits", "sample_cost", "sampled_cost_batch", "parameter_shift_sampled",
+           "spsa_sampled"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -146,7 +153,7 @@ def spsa_grad(evaluate_batch: Callable, params, key, n_samples: int = 1, epsilon
     n_samples = validation.positive_int(n_samples, "n_samples")
     epsilon = validation.positive_float(epsilon, "epsilon")
     params = np.asarray(params, dtype=np.float64)
-    rng = np.random.default_rng(_seed(key))
+    rng = np.random.default_rng(seed_from_key(key))
     d = rng.choice([-1.0, 1.0], size=(n_samples, params.shape[0]))
     batch = np.concatenate([params + epsilon * d, params - epsilon * d])
     vals = np.asarray(evaluate_batch(batch), dtype=np.float64).reshape(-1)
@@ -154,9 +161,64 @@ def spsa_grad(evaluate_batch: Callable, params, key, n_samples: int = 1, epsilon
     return (diff[:, None] * d).mean(axis=0)
 
 
-def _seed(key) -> int | None:
+# ---------------------------------------------------------------------------------------------------
+# a cost over sampled bitstrings (sample-only backends, e.g. hardware or hypernets' shot mode)
+# ---------------------------------------------------------------------------------------------------
+def sample_bits(backend, circuit: Circuit, params, shots: int, key=None) -> np.ndarray:
+    """``backend.sample(circuit, params, shots=, key=)`` checked to be ``(shots, n_wires)`` bits."""
+    bits = np.asarray(backend.sample(circuit, params, shots=shots, key=key))
+    if bits.shape != (shots, circuit.n_wires):
+        raise ValueError(f"backend {getattr(backend, 'name', backend)!r} returned samples of shape {bits.shape}, "
+                         f"expected ({shots}, {circuit.n_wires})")
+    return bits
 
-    return seed_from_key(key)
+
+def _sampled_costs(backend, circuit: Circuit, params, cost, shots: int, key) -> np.ndarray:
+    """``cost`` of each of ``shots`` bitstrings sampled from ``backend``: ``(shots,)``."""
+    bits = sample_bits(backend, circuit, params, shots, key)
+    if callable(cost):
+        return np.asarray(cost(bits), dtype=np.float64).reshape(shots)
+    idx = bits.astype(np.int64) @ (1 << np.arange(circuit.n_wires - 1, -1, -1, dtype=np.int64))
+    return np.asarray(cost)[idx]
+
+
+def sample_cost(backend, circuit: Circuit, params, cost, shots: int, key=None) -> tuple[float, float]:
+    """Shot estimate of ``E = sum_b p_params(b) cost(b)``: (mean of the sampled costs, its standard error).
+
+    ``backend`` needs only ``sample(circuit, params, shots=, key=) -> (shots, n_wires)`` bits (wire 0
+    first). ``cost``: ``(2**n_wires,)`` costs indexed by the basis index (wire 0 most significant), or
+    a function ``bits (shots, n_wires) -> (shots,)``.
+    """
+    c = _sampled_costs(backend, circuit, params, cost, validation.positive_int(shots, "shots"), key)
+    return float(c.mean()), (float(c.std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else float("nan"))
+
+
+def sampled_cost_batch(backend, circuit: Circuit, cost, shots: int, key) -> Callable:
+    """``evaluate_batch`` ``(B, P) -> (B,)`` for :func:`parameter_shift_grad` / :func:`spsa_grad`: row ``i``
+    is the :func:`sample_cost` mean at that row's parameters, sampled with ``jax.random.split(key, B)[i]``."""
+    shots = validation.positive_int(shots, "shots")
+
+    def evaluate_batch(batch):
+        keys = jax.random.split(key, len(batch))
+        return np.array([_sampled_costs(backend, circuit, p, cost, shots, k).mean() for p, k in zip(batch, keys)])
+
+    return evaluate_batch
+
+
+def parameter_shift_sampled(backend, circuit: Circuit, params, cost, shots: int, key) -> np.ndarray:
+    """Parameter-shift gradient ``(P,)`` of the sampled cost :func:`sample_cost` (each shifted circuit
+    sampled ``shots`` times with its own key from ``key``)."""
+    ex = expand_slots(circuit)[0]
+    return parameter_shift_grad(sampled_cost_batch(backend, ex, cost, shots, key), circuit, params)
+
+
+def spsa_sampled(backend, circuit: Circuit, params, cost, shots: int, key, n_samples: int = 1,
+                 epsilon: float = 0.1) -> np.ndarray:
+    """SPSA gradient ``(P,)`` of the sampled cost :func:`sample_cost`: directions from one half of ``key``,
+    the ``2 n_samples`` sampled evaluations from the other."""
+    k_dir, k_eval = jax.random.split(key)
+    return spsa_grad(sampled_cost_batch(backend, circuit, cost, shots, k_eval), params, k_dir,
+                     n_samples=n_samples, epsilon=epsilon)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import pytest
 import qsim
 from hypernets.ansatz import init_params, make_ansatz
 from hypernets.landscape import Landscape
-from hypernets.train import (evaluate, make_exact_objective, parameter_shift_grad, resolve_backend, sample_cost,
-                             train_exact, train_shots)
+from hypernets.train import evaluate, make_exact_objective, resolve_backend, sample_cost, train_exact, train_shots
+from qsim.gradients import parameter_shift_sampled, spsa_sampled
 
 
 def test_born_expectation_equals_sample_average(tiny_landscape):
@@ -62,11 +62,69 @@ def test_parameter_shift_matches_exact_gradient(tiny_landscape):
         x = init_params(jax.random.key(11), c, jnp.float64)
         _, g_exact = vg(x)
     shots = 4000
-    g = parameter_shift_grad(resolve_backend("statevector"), c, np.asarray(x), tiny_landscape.cost, shots,
-                             jax.random.key(5))
+    g = parameter_shift_sampled(resolve_backend("statevector"), c, np.asarray(x), tiny_landscape.cost, shots,
+                                jax.random.key(5))
     # each component: (E+ - E-)/2 with independent shot noise; bound the cost spread by its range
     se = np.std(tiny_landscape.cost) / np.sqrt(2 * shots) * 1.5
     assert np.all(np.abs(g - np.asarray(g_exact)) < 5 * se), np.abs(g - np.asarray(g_exact)) / se
+
+
+def _old_parameter_shift(backend, circuit, params, costs, shots, key):
+    """hypernets' own parameter shift before it called qsim.gradients (the reference for the numbers)."""
+    params = np.asarray(params, dtype=np.float64)
+    g = np.zeros_like(params)
+    keys = jax.random.split(key, 2 * len(params))
+    for k in range(len(params)):
+        e = np.zeros_like(params)
+        e[k] = np.pi / 2
+        plus, _ = sample_cost(backend, circuit, params + e, costs, shots, keys[2 * k])
+        minus, _ = sample_cost(backend, circuit, params - e, costs, shots, keys[2 * k + 1])
+        g[k] = 0.5 * (plus - minus)
+    return g
+
+
+def _old_spsa(backend, circuit, params, costs, shots, key, c=0.2):
+    """hypernets' own SPSA (one direction) before it called qsim.gradients."""
+    kd, k1, k2 = jax.random.split(jax.random.fold_in(key, 0), 3)
+    delta = np.asarray(jax.random.rademacher(kd, params.shape), dtype=np.float64)
+    plus, _ = sample_cost(backend, circuit, params + c * delta, costs, shots, k1)
+    minus, _ = sample_cost(backend, circuit, params - c * delta, costs, shots, k2)
+    return (plus - minus) / (2 * c) * delta
+
+
+@pytest.mark.parametrize("ansatz", ["brickwork", "hardware_efficient"])
+def test_shot_parameter_shift_gives_the_same_numbers_as_before(tiny_landscape, ansatz):
+    """qsim.gradients' sampled parameter shift reproduces hypernets' former implementation bit for bit
+    (same key -> same shifted circuits, same sampling keys)."""
+    c = make_ansatz(ansatz, tiny_landscape.num_bits, 1)
+    x = np.asarray(init_params(jax.random.key(2), c, jnp.float64), np.float64)
+    backend = resolve_backend("statevector")
+    for k in (0, 9):
+        key = jax.random.key(k)
+        new = parameter_shift_sampled(backend, c, x, tiny_landscape.cost, 64, key)
+        np.testing.assert_array_equal(new, _old_parameter_shift(backend, c, x, tiny_landscape.cost, 64, key))
+
+
+def test_shot_spsa_is_statistically_the_same_estimator_as_before():
+    """qsim.gradients' sampled SPSA draws its directions differently from hypernets' former SPSA, so
+    the numbers differ; both must estimate E_d[(E(x + c d) - E(x - c d)) / 2c d] (computed exactly over
+    all 2^P directions): each mean over N keys within 5 standard errors of it."""
+    c = make_ansatz("brickwork", 3, 1)
+    x = np.asarray(init_params(jax.random.key(1), c, jnp.float64), np.float64)
+    costs = np.random.default_rng(0).uniform(0, 1, 8)
+    eps, shots, n = 0.2, 128, 120
+    dirs = np.array(np.meshgrid(*[[-1.0, 1.0]] * len(x))).reshape(len(x), -1).T
+    energy = jax.jit(jax.vmap(lambda q: qsim.probs(c, q) @ jnp.asarray(costs)))
+    with jax.enable_x64(True):
+        diff = np.asarray(energy(jnp.asarray(x + eps * dirs)) - energy(jnp.asarray(x - eps * dirs)))
+    expected = ((diff / (2 * eps))[:, None] * dirs).mean(axis=0)
+    backend = resolve_backend("statevector")
+    new = np.array([spsa_sampled(backend, c, x, costs, shots, jax.random.key(k), epsilon=eps) for k in range(n)])
+    old = np.array([_old_spsa(backend, c, x, costs, shots, jax.random.key(k), eps) for k in range(n)])
+    for est in (new, old):
+        se = est.std(axis=0, ddof=1) / np.sqrt(n)
+        assert np.all(np.abs(est.mean(axis=0) - expected) < 5 * se), (est.mean(axis=0), expected, se)
+    assert not np.array_equal(new, old)
 
 
 @pytest.mark.parametrize("gradient", ["parameter_shift", "spsa"])

@@ -14,8 +14,8 @@ import pytest
 
 import qsim
 from qsim.circuits.gates import FOUR_TERM, GATES, TWO_TERM
-from qsim.gradients import (expand_slots, make_expval, parameter_shift, parameter_shift_grad,
-                            parameter_shift_stderr, shift_rule, spsa_grad)
+from qsim.gradients import (expand_slots, make_expval, parameter_shift, parameter_shift_grad, parameter_shift_sampled,
+                            parameter_shift_stderr, sample_cost, shift_rule, spsa_grad, spsa_sampled)
 
 HAS_AER = importlib.util.find_spec("qiskit_aer") is not None
 HAS_IBM = importlib.util.find_spec("qiskit_ibm_runtime") is not None
@@ -290,3 +290,44 @@ def test_vqe_on_noisy_fake_manila_reaches_noisy_optimum():
     assert se < 0.03
     assert final - noisy_opt < 0.02, (final, noisy_opt, ideal_opt)
     assert float(ideal(params)) > ideal_opt - 1e-9 and abs(final - ideal_opt) > 0.02
+
+
+def test_sampled_cost_gradients_on_a_sample_only_backend():
+    """A cost over sampled bitstrings on a backend that only samples: the cost as an array or as a
+    function of the bits gives the same numbers for the same key; the parameter-shift gradient is
+    within 5 standard errors of the exact one and reproducible per key; bad sample shapes are refused."""
+    c = circuit_a()
+    costs = np.array([0.3, -1.0, 0.8, 0.1])
+
+    class SampleOnly:
+        name = "sample-only"
+
+        def sample(self, circuit, params, shots, key=None):
+            return np.asarray(qsim.sample(circuit, jnp.asarray(params), shots=shots, key=key))
+
+    b = SampleOnly()
+    key = jax.random.key(4)
+    by_index = sample_cost(b, c, P_A, costs, 500, key)
+    by_bits = sample_cost(b, c, P_A, lambda bits: costs[2 * bits[:, 0] + bits[:, 1]], 500, key)
+    assert by_index == by_bits and by_index[1] > 0
+    shots = 4000
+    g = parameter_shift_sampled(b, c, P_A, costs, shots, key)
+    np.testing.assert_array_equal(g, parameter_shift_sampled(b, c, P_A, costs, shots, key))
+    with jax.enable_x64(True):
+        g_ref = np.asarray(jax.grad(lambda q: qsim.probs(c, q) @ jnp.asarray(costs))(jnp.asarray(P_A)))
+    # a slot's estimate is sum_k c_k f_k over its uses' rules, each f_k with variance <= ptp(cost)^2 / 4 / shots;
+    # sum_k c_k^2 <= 1 + 2 (C1^2 + C2^2) for circuit_a (slot 0: two RY uses; slot 1: one CRX)
+    sum_c2 = 1 + 2 * (FOUR_TERM[0][0] ** 2 + FOUR_TERM[2][0] ** 2)
+    se = np.sqrt(sum_c2 * np.ptp(costs) ** 2 / 4 / shots)
+    assert np.all(np.abs(g - g_ref) < 5 * se), (g, g_ref, se)
+    s1 = spsa_sampled(b, c, P_A, costs, 200, key, n_samples=3, epsilon=0.3)
+    np.testing.assert_array_equal(s1, spsa_sampled(b, c, P_A, costs, 200, key, n_samples=3, epsilon=0.3))
+
+    class Wrong(SampleOnly):
+        def sample(self, circuit, params, shots, key=None):
+            return np.zeros((shots, 3), np.int8)
+
+    with pytest.raises(ValueError, match=r"shape \(10, 3\), expected \(10, 2\)"):
+        sample_cost(Wrong(), c, P_A, costs, 10, key)
+    with pytest.raises(ValueError, match="shots must be a positive int"):
+        sample_cost(b, c, P_A, costs, 0, key)
