@@ -24,11 +24,12 @@ walker keeps its old position (NaNs never propagate into the state).
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+
+from qsim.infra.validation import finite_float, positive_int
 
 from .base import (Info, Kernel, Point, State, check_logdensity_fn, check_positions, check_state, draw,
                    evaluator, merge_params, walker_minor)
@@ -216,8 +217,7 @@ def hmc(n_leapfrog: int = 10, step_size: float = 0.1, *, irreversible: bool = Fa
     Irreversible: generalised HMC (Horowitz) -- partial momentum refresh with ``params["persistence"]``,
     momentum flipped on rejection.
     """
-    if not isinstance(n_leapfrog, int) or isinstance(n_leapfrog, bool) or n_leapfrog < 1:
-        raise ValueError(f"n_leapfrog must be a positive int; got {n_leapfrog!r}")
+    positive_int(n_leapfrog, "n_leapfrog")
     _check_persistence(persistence)
     inv = _leapfrog_involution(n_leapfrog, lambda prm: prm["step_size"])
     if irreversible:
@@ -227,5 +227,5 @@ def hmc(n_leapfrog: int = 10, step_size: float = 0.1, *, irreversible: bool = Fa
 
 
 def _check_persistence(a) -> None:
-    if not (isinstance(a, (int, float)) and 0.0 <= a < 1.0 and math.isfinite(a)):
+    if not 0.0 <= finite_float(a, "persistence") < 1.0:
         raise ValueError(f"persistence must be a number in [0, 1); got {a!r}")

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsim.infra.validation import positive_int
+
 from .base import Kernel, State, check_logdensity_fn, check_positions, check_state, evaluator, merge_params
 
 __all__ = ["orbital", "OrbitalInfo", "weighted_mean", "rotation"]
@@ -61,7 +63,7 @@ def orbital(period: int = 8, step_size: float = 1.0, center=0.0, *, bijection: C
     """Orbital MCMC kernel with a bijection of period ``period`` (static int >= 2); default bijection
     :func:`rotation`. Params: ``step_size`` (length scale of the rotation), ``center`` (scalar or (dim,)).
     ``step`` returns :class:`OrbitalInfo`."""
-    if not isinstance(period, int) or isinstance(period, bool) or period < 2:
+    if positive_int(period, "period") < 2:
         raise ValueError(f"period must be an int >= 2; got {period!r}")
     f = bijection if bijection is not None else rotation(period)
     if not callable(f):

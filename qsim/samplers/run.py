@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from qsim.infra.validation import positive_int
+
 from .adapt import Adapter
 from .base import Kernel, State, check_state, merge_params
 
@@ -37,8 +39,7 @@ def run(kernel: Kernel, key, state: State, logdensity_fn, params, n_steps: int, 
     """
     if not isinstance(kernel, Kernel):
         raise TypeError(f"kernel must be a samplers.Kernel (e.g. samplers.rwm()); got {type(kernel).__name__}")
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int; got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     check_state(state)
     params = {k: jnp.asarray(v) for k, v in merge_params(kernel.defaults, params).items()}
     astate = adapt.init(params) if adapt is not None else ()
