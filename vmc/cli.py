@@ -11,23 +11,15 @@ same command again resumes from the last checkpoint (raise --steps to continue t
 """
 
 from __future__ import annotations
-from vmc.train import DEFAULTS
-from qsim.infra.cli import add_common_arguments
-import os
-from qsim.infra.cli import resolve_config
+
+from qsim.infra.cli import add_common_arguments, resolve_config
 from vmc import train
-import sys
+from vmc.config import DEFAULTS, enable_x64, make_config
 
 __all__ = ["register", "run"]
 
 
-def _defaults():
-
-    return DEFAULTS
-
-
 def register(subparsers) -> None:
-
     p = subparsers.add_parser("vmc", help="neural-wavefunction VMC for molecules (FR-QVMC / WQMC)",
                               description=__doc__.split("\n\n")[0],
                               epilog="Dotted overrides (key=value) reach every setting, e.g. network.n_det=8 "
@@ -51,25 +43,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-    train.enable_x64()
-    cfg = resolve_config(_defaults(), args, cli_keys=["system", "charge", "spin", "objective", "optimizer",
-                                                      "steps", "walkers"])
+    enable_x64()
+    cfg = resolve_config(DEFAULTS, args, cli_keys=["system", "charge", "spin", "objective", "optimizer",
+                                                   "steps", "walkers"])
     if getattr(args, "network_kind", None):
         cfg["network"]["kind"] = args.network_kind
-        if args.network_kind == "slater_jastrow" and cfg["network"]["hidden"] == train.DEFAULTS["network"]["hidden"]:
+        if args.network_kind == "slater_jastrow" and cfg["network"]["hidden"] == DEFAULTS["network"]["hidden"]:
             cfg["network"]["hidden"] = [[32, 0]]
             cfg["network"]["n_det"] = 1
     if getattr(args, "optim_learning_rate", None) is not None:
         cfg["optim"]["learning_rate"] = args.optim_learning_rate
-    train.validate_config(train._merge(train.DEFAULTS, cfg))
-    progress = not args.no_progress
-    if progress:
-
-        progress = sys.stderr.isatty()
-    summary = train.train(cfg, out=args.out, progress=progress)
+    make_config(cfg)  # bad values fail here, before anything is built
+    summary = train.train(cfg, out=args.out, progress=not args.no_progress)
     if args.out:
         print(f"run directory: {args.out}")
     return 0 if summary.get("status", "completed") == "completed" else 1

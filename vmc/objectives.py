@@ -26,12 +26,14 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from qsim.infra.validation import one_of
 from vmc.hamiltonian import make_local_energy
 
 __all__ = ["Aux", "fisher_rao", "fisher_rao_terms", "fisher_rao_coefficients", "wasserstein", "joint",
-           "make_objective", "OBJECTIVES", "clip_local_energy", "outlier_mask", "MIN_WALKERS"]
+           "make_objective", "OBJECTIVES", "CENTERS", "clip_local_energy", "outlier_mask", "MIN_WALKERS"]
 
 OBJECTIVES = ("fisher_rao", "wasserstein", "joint")
+CENTERS = ("mean", "median")  # the clipping centre of the local energies
 MIN_WALKERS = 4  # the clipping width, the median/MAD mask and the variance need a few walkers
 
 
@@ -55,12 +57,8 @@ def _check_walkers(x):
 
 def clip_local_energy(e, width: float = 5.0, center: str = "mean"):
     """Clip local energies e (B,) to centre ± width · mean|e - centre|."""
-    if center == "mean":
-        c = jnp.mean(e)
-    elif center == "median":
-        c = jnp.median(e)
-    else:
-        raise ValueError(f"clip center must be 'mean' or 'median', got {center!r}")
+    one_of(center, "clip center", CENTERS)
+    c = jnp.mean(e) if center == "mean" else jnp.median(e)
     if width is None or width <= 0:
         return e
     tv = jnp.mean(jnp.abs(e - c))
@@ -86,8 +84,7 @@ def fisher_rao_terms(log_psi: Callable, mol, *, clip_width: float = 5.0, center:
                      laplacian: str = "folx", local_energy: Callable | None = None):
     """(params, x) -> (c (B,), aux): the coefficients of :func:`fisher_rao_coefficients` (no gradient
     flows through them) and the step's statistics; :func:`fisher_rao`'s loss is mean(c · log|psi|)."""
-    if center not in ("mean", "median"):
-        raise ValueError(f"clip center must be 'mean' or 'median', got {center!r}")
+    one_of(center, "clip center", CENTERS)
     e_loc_fn = local_energy or make_local_energy(log_psi, mol, laplacian)
     batch_e = jax.vmap(e_loc_fn, (None, 0))
 

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from qsim import samplers
+from qsim.infra.validation import nonnegative_int
 from vmc.systems import Molecule
 
 __all__ = ["HartreeFock", "hartree_fock", "pretrain", "PretrainResult"]
@@ -80,8 +81,7 @@ def pretrain(wf, mol: Molecule, params, walkers, key, steps: int = 200, learning
     """Fit ``wf``'s orbitals to HF orbitals for ``steps`` Adam steps; returns new params, walkers
     (B, 3N) and the adapted MCMC step size. ``mcmc(params, walkers, width, key) -> (walkers, width,
     acceptance)`` moves the walkers between updates (default: ``mcmc_steps`` random-walk steps)."""
-    if steps < 0:
-        raise ValueError(f"pretraining steps must be >= 0, got {steps}")
+    nonnegative_int(steps, "pretraining steps")
     hf = hf or hartree_fock(mol, basis)
     if steps == 0:
         return PretrainResult(params, walkers, jnp.asarray(step_size), np.zeros(0), hf.energy)

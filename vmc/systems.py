@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qsim import molecules as _molecules
+from qsim.infra.validation import nonnegative_int
 import jax
 import jax.numpy as jnp
 
@@ -145,9 +146,8 @@ def _validate(m: Molecule) -> None:
             if np.linalg.norm(pos[i] - pos[j]) < 1e-6:
                 raise ValueError(f"atoms {i} ({m.atoms[i]}) and {j} ({m.atoms[j]}) are at the same "
                                  f"position {pos[i].tolist()}")
-    for name, n in (("n_up", m.n_up), ("n_down", m.n_down)):
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+    nonnegative_int(m.n_up, "n_up")
+    nonnegative_int(m.n_down, "n_down")
     if m.n_up + m.n_down < 1:
         raise ValueError("the molecule has no electrons (charge equals the total nuclear charge)")
     if m.n_down > m.n_up:

@@ -69,6 +69,12 @@ def test_bad_network_options():
         make_wavefunction(mol, "transformer")
     with pytest.raises(ValueError, match="n_det"):
         make_wavefunction(mol, n_det=0)
+    with pytest.raises(ValueError, match=r"hidden\[1\]\[0\] \(one-electron width\)"):
+        make_wavefunction(mol, hidden=[[8, 4], [0, 4]])
+    with pytest.raises(ValueError, match=r"hidden\[0\]\[1\] \(two-electron width\)"):
+        make_wavefunction(mol, hidden=[[8, -1]])
+    with pytest.raises(TypeError, match="n_det"):
+        make_wavefunction(mol, n_det=2.5)
 
 
 @pytest.mark.parametrize("kind", ["ferminet", "slater_jastrow"])

@@ -9,6 +9,7 @@ from jax.sharding import NamedSharding
 
 from qsim.infra import meshes as distributed
 from vmc import train
+from vmc.config import make_config
 
 pytestmark = pytest.mark.multidevice  # 4 CPU devices: run by tests/test_multidevice.py
 
@@ -30,7 +31,7 @@ def _state(cfg):
 
 
 def test_sharded_train_steps_match_one_device():
-    cfg = train._merge(train.DEFAULTS, CFG)
+    cfg = make_config(CFG)
     b, st1 = _state(cfg)
     mesh = distributed.make_mesh(4)
     st4 = distributed.place(st1, mesh=mesh)
@@ -72,7 +73,7 @@ def test_train_under_a_mesh_matches_one_device(tmp_path):
 
 
 def test_walkers_that_do_not_split_evenly_are_refused():
-    cfg = train._merge(train.DEFAULTS, CFG)
+    cfg = make_config(CFG)
     _, st = _state(cfg)
     with pytest.raises(ValueError, match="does not split evenly over 3 devices"):
         distributed.place(st, mesh=distributed.make_mesh(3))

@@ -6,6 +6,7 @@ import pytest
 SMALL_NET = {"kind": "ferminet", "hidden": [[16, 4]], "n_det": 1, "jastrow": True}
 
 from vmc import train
+from vmc.config import make_config
 
 FAST = {"walkers": 128, "network": SMALL_NET, "pretrain": {"steps": 0}, "mcmc": {"steps": 10, "burn_in": 50},
         "optimizer": "sr"}
@@ -62,6 +63,11 @@ def test_reaches_reference_within_5_mha_in_float64_and_mixed(system, tmp_path):
     ({"colour": 1}, "unknown configuration key"),
     ({"precision": "float16"}, "precision"),
     ({"optim": {"singd_interval": 0}}, "singd_interval"),
+    ({"max_nan_steps": 0}, "max_nan_steps"),
+    ({"checkpoint_every": 0}, "checkpoint_every"),
+    ({"mcmc": {"burn_in": -1}}, "mcmc.burn_in"),
+    ({"laplacian": "fd"}, "unknown laplacian"),
+    ({"network": {"colour": 1}}, "unknown configuration key 'network.colour'"),
 ])
 def test_bad_configuration(cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -108,8 +114,8 @@ def test_fused_sr_step_equals_the_objective_gradient_step(system):
     import jax
     import jax.numpy as jnp
 
-    cfg = train._merge(train.DEFAULTS, {"system": system, "walkers": 16, "network": SMALL_NET,
-                                        "optim": {"norm_constraint": 1e9}})  # lr-limited, not clipped
+    cfg = make_config({"system": system, "walkers": 16, "network": SMALL_NET,
+                       "optim": {"norm_constraint": 1e9}})  # lr-limited, not clipped
     b = train.build(cfg)
     assert b.fr_terms is not None and b.optimizer.update_fr is not None
     k_init, k_walk = jax.random.split(jax.random.PRNGKey(0))
@@ -139,8 +145,8 @@ def test_precision_modes_evaluate_where_they_should():
     and kernel, float64 solve) is the float64 update to float32 accuracy, in float64 parameters."""
     import jax
 
-    built = {p: train.build(train._merge(train.DEFAULTS, {"system": "LiH", "walkers": 16, "network": SMALL_NET,
-                                                          "precision": p}))
+    built = {p: train.build(make_config({"system": "LiH", "walkers": 16, "network": SMALL_NET,
+                                         "precision": p}))
              for p in train.PRECISIONS}
     k_init, k_walk = jax.random.split(jax.random.PRNGKey(0))
     b64 = built["float64"]
@@ -172,7 +178,7 @@ def test_sampler_layout_walkers_first_gives_the_same_chain():
     import jax.numpy as jnp
     from qsim import samplers
 
-    b = train.build(train._merge(train.DEFAULTS, {"system": "LiH", "walkers": 16, "network": SMALL_NET}))
+    b = train.build(make_config({"system": "LiH", "walkers": 16, "network": SMALL_NET}))
     k_init, k_walk = jax.random.split(jax.random.PRNGKey(0))
     p = b.wf.init(k_init)
     logp = lambda y: 2.0 * b.wf.log_psi(p, y)
@@ -189,7 +195,7 @@ def test_sampler_layout_walkers_first_gives_the_same_chain():
 
 
 def test_fused_step_needs_fisher_rao_and_sr():
-    cfg = train._merge(train.DEFAULTS, {"optimizer": "adam", "walkers": 16, "network": SMALL_NET})
+    cfg = make_config({"optimizer": "adam", "walkers": 16, "network": SMALL_NET})
     b = train.build(cfg)
     with pytest.raises(ValueError, match="fused"):
         train.make_train_step(b, 4, fused=True)
@@ -239,7 +245,69 @@ def test_singd_options_reach_the_optimizer(monkeypatch):
         return make(log_psi, module, lr_fn, damping, options)
 
     monkeypatch.setattr(singd_adapter, "make", spy)
-    cfg = train._merge(train.DEFAULTS, {"system": "He", "optimizer": "singd",
-                                        "optim": {"structure": "diagonal", "singd_interval": 10}})
+    cfg = make_config({"system": "He", "optimizer": "singd",
+                       "optim": {"structure": "diagonal", "singd_interval": 10}})
     train.build(cfg)
     assert seen["structure"] == "diagonal" and seen["interval"] == 10
+
+
+TINY = {**FAST, "system": "H", "optimizer": "adam", "steps": 6, "walkers": 8, "eval": {"steps": 3},
+        "mcmc": {"steps": 2, "burn_in": 2}, "network": {"kind": "ferminet", "hidden": [[8, 4]], "n_det": 1},
+        "checkpoint_every": 2}
+
+
+def test_result_has_the_same_shape_with_and_without_out(tmp_path):
+    """train() returns the summary (what summary.json holds) plus the final params either way."""
+    import jax
+
+    quiet = lambda *a: None  # noqa: E731
+    a = train.train(TINY, log=quiet)
+    b = train.train(TINY, out=str(tmp_path / "r"), log=quiet)
+    assert set(a) == set(b) and "params" in a and a["command"] == "vmc" and a["status"] == "completed"
+    assert a["steps"] == b["steps"] == 6 and a["energy"] == b["energy"] and a["nan_skips"] == 0
+    for x, y in zip(jax.tree_util.tree_leaves(a["params"]), jax.tree_util.tree_leaves(b["params"])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    written = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert set(written) == set(b) - {"params"}
+    assert {k: v for k, v in written.items() if "time" not in k} == \
+        {k: v for k, v in b.items() if k != "params" and "time" not in k}
+
+
+def test_sigterm_interrupts_the_cli_run_and_it_resumes_to_the_same_numbers(tmp_path, monkeypatch, capsys):
+    """`qsim vmc` ends on SIGTERM like Ctrl-C (exit 130, summary "interrupted", last checkpoint kept);
+    running it again resumes and reaches the numbers of an uninterrupted run."""
+    import os
+    import signal
+
+    from qsim.infra import cli
+    from qsim.infra.runs import read_metrics
+
+    argv = ["vmc", "--system", "H", "--optimizer", "adam", "--steps", "6", "--walkers", "8", "--no-progress",
+            "network.hidden=[[8,4]]", "network.n_det=1", "pretrain.steps=0", "mcmc.burn_in=2", "mcmc.steps=2",
+            "eval.steps=3", "checkpoint_every=2"]
+    assert cli.main([*argv, "--out", str(tmp_path / "full")]) == 0
+    make = train.make_train_step
+
+    def make_terminating(*a, **k):
+        step, calls = make(*a, **k), []
+
+        def terminating(*args):
+            calls.append(1)
+            if len(calls) == 4:  # during step 3: steps 0-2 done, checkpoint at step 1
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(*args)
+
+        return terminating
+
+    monkeypatch.setattr(train, "make_train_step", make_terminating)
+    assert cli.main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    s = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert s["status"] == "interrupted" and s["interrupted_at_step"] == 3
+    monkeypatch.setattr(train, "make_train_step", make)
+    assert cli.main([*argv, "--out", str(tmp_path / "cut")]) == 0
+    assert "resuming" in capsys.readouterr().out
+    full, cut = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("full", "cut"))
+    assert cut["status"] == "completed" and cut["energy"] == full["energy"]
+    m_full, m_cut = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut")
+    np.testing.assert_array_equal(m_cut["step"], np.arange(6))
+    np.testing.assert_array_equal(m_cut["energy"], m_full["energy"])

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsim.infra.validation import nonnegative_int, one_of, positive_int
 from vmc.systems import Molecule
 
 __all__ = ["FermiNet", "Wavefunction", "make_wavefunction", "NETWORKS"]
@@ -171,19 +172,14 @@ def make_wavefunction(mol: Molecule, kind: str = "ferminet", hidden: Sequence | 
 
     ``hidden``: per layer (one-electron width, two-electron width), e.g. ((32, 8), (32, 8));
     ``n_det``: number of determinants."""
-    if kind not in _DEFAULTS:
-        raise ValueError(f"unknown network {kind!r}; choose one of {', '.join(NETWORKS)}")
-    cfg = dict(_DEFAULTS[kind])
+    cfg = dict(_DEFAULTS[one_of(kind, "network", NETWORKS)])
     if hidden is not None:
-        hidden = tuple((int(h[0]), int(h[1])) if isinstance(h, (tuple, list)) else (int(h), int(h))
-                       for h in hidden)
-        if any(w1 < 1 or w2 < 0 for w1, w2 in hidden):
-            raise ValueError(f"hidden widths must be positive, got {hidden}")
-        cfg["hidden"] = hidden
+        pairs = [tuple(h) if isinstance(h, (tuple, list)) else (h, h) for h in hidden]
+        cfg["hidden"] = tuple((positive_int(w1, f"hidden[{i}][0] (one-electron width)"),
+                               nonnegative_int(w2, f"hidden[{i}][1] (two-electron width)"))
+                              for i, (w1, w2) in enumerate(pairs))
     if n_det is not None:
-        if int(n_det) < 1:
-            raise ValueError(f"n_det must be >= 1, got {n_det}")
-        cfg["n_det"] = int(n_det)
+        cfg["n_det"] = positive_int(n_det, "n_det")
     if jastrow is not None:
         cfg["jastrow"] = bool(jastrow)
     module = FermiNet(nuclei=tuple(map(tuple, mol.positions)), charges=tuple(mol.charges),
