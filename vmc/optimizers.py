@@ -1,13 +1,18 @@
 """Optimisers for VMC: optax Adam/LAMB/SGD, stochastic reconfiguration (natural gradient), SINGD.
 
-All share one interface, :class:`VMCOptimizer`:
+All share one interface, :class:`~vmc.optimizer_api.VMCOptimizer`, shaped like optax's
+``GradientTransformationExtraArgs`` (the walkers are an extra argument; see vmc.optimizer_api, which
+also says how an optimiser that is not an optax transformation, such as kfac-jax's, enters)::
 
     opt = make_optimizer("sr", learning_rate=0.05, ...)
     opt_state = opt.init(params)
-    updates, opt_state = opt.update(grads, opt_state, params, walkers)   # walkers (B, 3N)
+    updates, opt_state = opt.update(grads, opt_state, params, walkers=walkers)   # walkers (B, 3N)
     params = optax.apply_updates(params, updates)
 
-``walkers`` lets natural-gradient methods build the Fisher matrix from per-walker ∇θ log|psi|.
+Adam, LAMB and SGD are the optax transformations themselves; SR is :func:`sr` and SINGD
+``vmc.singd_adapter.make`` (``qsim.optim.singd`` given per-walker statistics), both optax
+transformations taking ``walkers=``. ``walkers`` lets natural-gradient methods build the Fisher
+matrix from per-walker ∇θ log|psi|.
 SR also offers ``update_fr(c, state, params, walkers) -> (updates, state, log|psi| (B,))`` for a
 Fisher-Rao gradient given by its coefficients c (B,), g = mean_i c_i ∇θ log|psi(x_i)|
 (vmc.objectives.fisher_rao_terms): it forms g from the per-walker Jacobian that SR builds anyway,
@@ -34,53 +39,56 @@ trust region measures (He, 128 walkers); λ = 0.1 for the WQMC direction removes
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 from vmc import singd_adapter
-from vmc.optimizer_api import VMCOptimizer, schedule
+from vmc.optimizer_api import VMCOptimizer, from_transformation, schedule
 
-__all__ = ["VMCOptimizer", "make_optimizer", "OPTIMIZERS", "schedule", "WQMC_SR_LEARNING_RATE"]
+__all__ = ["VMCOptimizer", "make_optimizer", "OPTIMIZERS", "schedule", "sr", "SRState", "WQMC_SR_LEARNING_RATE"]
 
-OPTIMIZERS = ("adam", "lamb", "sgd", "sr", "singd", "kfac")
+OPTIMIZERS = ("adam", "lamb", "sgd", "sr", "singd")
 # SR's default learning rate for the WQMC direction (projected): He runs held the energy minimum at
 # 5e-3 and left it at 1.25e-2 (docs/vmc.md); Fisher-Rao keeps the "sr" default below (0.1).
 WQMC_SR_LEARNING_RATE = 5e-3
+_DEFAULT_LR = {"adam": 1e-3, "lamb": 1e-3, "sgd": 1e-2, "sr": 0.1, "singd": 5e-2}
+_OPTAX = {"adam": optax.adam, "lamb": optax.lamb, "sgd": optax.sgd}
 
 
 class SRState(NamedTuple):
     count: jax.Array
 
 
-def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, kernel_dtype=None):
+def _kernel(O):
+    """K = AAᵀ (B x B, float64) of the centred scores A = (O - mean O)/√B. float64 O: the product
+    OOᵀ centred in walker space (K = H OOᵀ H / B, H = I - 11ᵀ/B), since XLA's CPU backend fuses a
+    centring of O into the P-long product and then runs it about 2x slower (LiH, 5.3k parameters);
+    float32 O is centred first, as centring OOᵀ would cancel float32 digits (its product AAᵀ at HIGHEST
+    precision: on GPUs a float32 product is TF32 by default)."""
+    B = O.shape[0]
+    if O.dtype != jnp.float64:
+        A = O - jnp.mean(O, axis=0)
+        return jnp.matmul(A, A.T, precision=jax.lax.Precision.HIGHEST).astype(jnp.float64) / B
+    G = O @ O.T
+    m = jnp.mean(G, axis=1)
+    return (G - m[:, None] - m[None, :] + jnp.mean(m)) / B
+
+
+def _centred(O):
+    return (O - jnp.mean(O, axis=0)) / jnp.sqrt(O.shape[0])
+
+
+def sr(log_psi, learning_rate: float, decay: float | None, damping: float, norm_constraint: float,
+       project: bool = False, kernel_dtype=None) -> VMCOptimizer:
+    """Stochastic reconfiguration (module docstring) as an optax transformation taking ``walkers=``,
+    with its fused Fisher-Rao ``update_fr``; the learning rate (``schedule(learning_rate, decay)``) and
+    the trust region are part of the step."""
     lr_fn = schedule(learning_rate, decay)
     highest = jax.lax.Precision.HIGHEST  # on GPUs a float32 product is TF32 by default
-
-    def gram(A):
-        """AAᵀ (B x B) in A's dtype (float32 products at HIGHEST), returned in float64."""
-        if A.dtype == jnp.float64:
-            return A @ A.T
-        return jnp.matmul(A, A.T, precision=highest).astype(jnp.float64)
-
-    def kernel(O):
-        """K = AAᵀ (B x B, float64) of the centred scores A = (O - mean O)/√B. float64 O: the product
-        OOᵀ centred in walker space (K = H OOᵀ H / B, H = I - 11ᵀ/B), since XLA's CPU backend fuses a
-        centring of O into the P-long product and then runs it about 2x slower (LiH, 5.3k parameters);
-        float32 O is centred first, as centring OOᵀ would cancel float32 digits."""
-        B = O.shape[0]
-        if O.dtype != jnp.float64:
-            return gram(O - jnp.mean(O, axis=0)) / B
-        G = O @ O.T
-        m = jnp.mean(G, axis=1)
-        return (G - m[:, None] - m[None, :] + jnp.mean(m)) / B
-
     per_walker = jax.vmap(jax.value_and_grad(log_psi), (None, 0))
-
-    def init(params):
-        return SRState(jnp.zeros((), jnp.int32))
 
     def scores(params, walkers):
         """log|psi| (B,) and the per-walker Jacobian O (B, P) of log|psi| (in ``kernel_dtype`` when
@@ -94,9 +102,6 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
         O = jax.vmap(lambda t: ravel_pytree(t)[0])(jac)
         return lp, O, ravel_pytree(params)[1]
 
-    def centred(O):
-        return (O - jnp.mean(O, axis=0)) / jnp.sqrt(O.shape[0])
-
     def finish(delta, quad, state):
         """The step -scale · δ with lr² δᵀ(S + λ)δ <= norm_constraint (quad = δᵀ(S + λ)δ)."""
         lr = lr_fn(state.count)
@@ -105,9 +110,9 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
 
     def step(g, O, state):
         B = O.shape[0]
-        A = centred(O.astype(jnp.float64))
+        A = _centred(O.astype(jnp.float64))
         Ag = A @ g
-        T = kernel(O) + damping * jnp.eye(B, dtype=jnp.float64)
+        T = _kernel(O) + damping * jnp.eye(B, dtype=jnp.float64)
         if project:
             delta = A.T @ jnp.linalg.solve(T, jnp.linalg.solve(T, Ag))
         else:
@@ -115,7 +120,12 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
         quad = jnp.sum((A @ delta) ** 2) + damping * jnp.sum(delta**2)
         return finish(delta, quad, state)
 
-    def update(grads, state, params, walkers):
+    def init(params):
+        return SRState(jnp.zeros((), jnp.int32))
+
+    def update(grads, state, params=None, *, walkers=None, **extra):
+        if params is None or walkers is None:
+            raise ValueError("sr needs params and walkers: opt.update(grads, state, params, walkers=x)")
         _, O, unravel = scores(params, walkers)
         d, state = step(ravel_pytree(grads)[0], O, state)
         return unravel(d), state
@@ -130,7 +140,7 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
         else:
             # minSR: c sums to zero, so g = Aᵀe with e = c / sqrt(B); then (S + λ)⁻¹g = Aᵀy with
             # y = (K + λ)⁻¹e, K = AAᵀ (one B x B solve), and δᵀ(S + λ)δ = yᵀKe; Aᵀy = Oᵀ(y - mean y)/√B
-            K = kernel(O)
+            K = _kernel(O)
             e = c / jnp.sqrt(B)
             y = jnp.linalg.solve(K + damping * jnp.eye(B, dtype=K.dtype), e)
             hy = (y - jnp.mean(y)) / jnp.sqrt(B)
@@ -138,17 +148,7 @@ def _sr(log_psi, learning_rate, decay, damping, norm_constraint, project=False, 
             d, state = finish(delta, y @ (K @ e), state)
         return unravel(d), state, lp
 
-    return VMCOptimizer(init, update, "sr", update_fr)
-
-
-def _optax(tx, name):
-    def init(params):
-        return tx.init(params)
-
-    def update(grads, state, params, walkers=None):
-        return tx.update(grads, state, params)
-
-    return VMCOptimizer(init, update, name)
+    return VMCOptimizer(optax.GradientTransformationExtraArgs(init, update), "sr", update_fr)
 
 
 def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
@@ -163,30 +163,13 @@ def make_optimizer(name: str, *, log_psi: Callable | None = None, module=None,
     solve stays float64; default: the parameters' dtype)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    defaults = {"adam": 1e-3, "lamb": 1e-3, "sgd": 1e-2, "sr": 0.1, "singd": 5e-2, "kfac": 5e-2}
-    lr = defaults[name] if learning_rate is None else float(learning_rate)
+    lr = _DEFAULT_LR[name] if learning_rate is None else float(learning_rate)
     if not lr > 0:
         raise ValueError(f"learning rate must be positive, got {learning_rate!r}")
-    lr_fn = schedule(lr, decay)
-    if name == "adam":
-        return _optax(optax.adam(lr_fn), name)
-    if name == "lamb":
-        return _optax(optax.lamb(lr_fn), name)
-    if name == "sgd":
-        return _optax(optax.sgd(lr_fn), name)
+    if name in _OPTAX:
+        return from_transformation(_OPTAX[name](schedule(lr, decay)), name)
+    if log_psi is None:
+        raise ValueError(f"optimizer {name!r} needs log_psi")
     if name == "sr":
-        if log_psi is None:
-            raise ValueError("optimizer 'sr' needs log_psi")
-        return _sr(log_psi, lr, decay, damping, norm_constraint, project=bool(project), kernel_dtype=kernel_dtype)
-    if name == "singd":
-
-        return singd_adapter.make(log_psi, module, lr_fn, damping, singd_options or {})
-    # kfac
-    try:
-        import kfac_jax  # noqa: F401
-    except ImportError:
-        raise ValueError("optimizer 'kfac' needs the optional package kfac-jax (pip install "
-                         "'qsim[kfac]'), which breaks on jax >= 0.9.2; use --optimizer singd "
-                         "(optimizer.structure=dense is the KFAC-like IKFAC mode) or sr") from None
-    raise ValueError("kfac-jax is installed but its 0.0.8 release fails on this jax version "
-                     f"({jax.__version__}); use --optimizer singd or sr")
+        return sr(log_psi, lr, decay, damping, norm_constraint, project=bool(project), kernel_dtype=kernel_dtype)
+    return singd_adapter.make(log_psi, module, schedule(lr, decay), damping, singd_options or {})

@@ -244,7 +244,8 @@ def scale_by_singd(structure: str = "dense", *, damping: float = 1e-3, cov_momen
     """SINGD's preconditioner: ``updates -> Delta = C C^T grad_W K K^T`` per factored dense layer (other
     parameters pass through unchanged), the factors updated from ``layer_stats`` every ``update_interval``
     steps. The options are those of :func:`singd`; ``update(grads, state, params, layer_stats=...)``.
-    Its state is a :class:`SINGDState`."""
+    The updates of factored layers are in the parameters' dtype (like the momentum that follows in
+    :func:`singd`); its state is a :class:`SINGDState`."""
     cfg = _factor_config(structure, damping, cov_momentum, lr_cov, ikfac, factor_dtype, block_size,
                          hierarchical_size, cache_products)
     validation.positive_int(update_interval, "update_interval")
@@ -270,6 +271,7 @@ def scale_by_singd(structure: str = "dense", *, damping: float = 1e-3, cov_momen
         chosen = _check_call(state, params, layer_stats, update_interval)
         do_factors = (state.count % update_interval) == 0
         g_leaves, treedef, layer_idx = _leaf_index(updates, chosen)
+        p_leaves = jax.tree_util.tree_leaves(params)
         out = list(g_leaves)
         factors = {}
         for lp, (d_in, d_out, has_bias) in chosen.items():
@@ -279,8 +281,8 @@ def scale_by_singd(structure: str = "dense", *, damping: float = 1e-3, cov_momen
             idx = layer_idx[lp]
             bias = g_leaves[idx["bias"]] if has_bias else None
             delta = precondition(cfg, f, s_k, s_c, g_leaves[idx["kernel"]], bias)
-            for name, i in idx.items():
-                out[i] = delta[name].astype(g_leaves[i].dtype)
+            for name, i in idx.items():       # in the parameter's dtype, like the momentum that follows
+                out[i] = delta[name].astype(p_leaves[i].dtype)
         new_state = SINGDState(optax.safe_int32_increment(state.count), factors)
         return jax.tree_util.tree_unflatten(treedef, out), new_state
 
