@@ -15,6 +15,9 @@ from __future__ import annotations
 from qsim.infra.cli import add_common_arguments, resolve_config
 from vmc import train
 from vmc.config import DEFAULTS, enable_x64, make_config
+from vmc.networks import NETWORKS
+from vmc.objectives import OBJECTIVES
+from vmc.optimizers import OPTIMIZERS
 
 __all__ = ["register", "run"]
 
@@ -29,11 +32,11 @@ def register(subparsers) -> None:
                    "or an .xyz file in Angstrom (default H2)")
     p.add_argument("--charge", type=int, default=None, help="total charge (default 0)")
     p.add_argument("--spin", type=int, default=None, help="n_up - n_down (default: catalog / lowest)")
-    p.add_argument("--objective", default=None, choices=["fisher_rao", "wasserstein", "joint"],
+    p.add_argument("--objective", default=None, choices=OBJECTIVES,
                    help="fisher_rao (standard QVMC), wasserstein (WQMC) or joint (default fisher_rao)")
-    p.add_argument("--optimizer", default=None, choices=["adam", "lamb", "sgd", "sr", "singd", "kfac"],
-                   help="sr (stochastic reconfiguration, default), singd, adam, lamb, sgd; kfac needs kfac-jax")
-    p.add_argument("--network", dest="network_kind", default=None, choices=["ferminet", "slater_jastrow"],
+    p.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                   help="sr (stochastic reconfiguration, default), singd, adam, lamb, sgd")
+    p.add_argument("--network", dest="network_kind", default=None, choices=NETWORKS,
                    help="wavefunction (default ferminet)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default 600)")
     p.add_argument("--walkers", type=int, default=None, help="MCMC walkers (default 128)")

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "charge": 0,
     "spin": None,              # n_up - n_down; None: the catalog's / lowest
     "objective": "fisher_rao",  # fisher_rao | wasserstein | joint
-    "optimizer": "sr",         # adam | lamb | sgd | sr | singd | kfac
+    "optimizer": "sr",         # vmc.optimizers.OPTIMIZERS: sr | singd | adam | lamb | sgd
     "steps": 600,
     "walkers": 128,
     "seed": 0,

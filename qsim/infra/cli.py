@@ -37,7 +37,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str | Non
                         "checkpoints, figures); an existing one of the same run resumes")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0, or the config file's)")
     parser.add_argument("--config", default=None, help="TOML file with configuration values")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress display (a bar on a terminal, else a line every 30 s)")
     parser.add_argument("overrides", nargs="*", default=[],
                         help="dotted overrides key=value (e.g. network.width=64)")
 

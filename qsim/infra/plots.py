@@ -65,7 +65,6 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, metrics: Sequence[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("give at least one run directory")

@@ -37,12 +37,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import jax
-from qsim.infra.meshes import fetch
-from qsim.infra.meshes import describe
+import numpy as np
 
-__all__ = ["RunDir", "NullRun", "open_run", "atomic_write_bytes", "atomic_write_text", "package_versions", "to_jsonable"]
+from qsim.infra.meshes import describe, fetch
+
+__all__ = ["RunDir", "NullRun", "open_run", "read_metrics", "atomic_write_bytes", "atomic_write_text",
+           "package_versions", "to_jsonable"]
 
 _SECRET_KEY = re.compile(r"(token|password|secret|api[_-]?key|credential)", re.IGNORECASE)
 _VERSIONED = ("qsim", "jax", "jaxlib", "numpy", "scipy", "optax", "flax", "pennylane",
@@ -118,8 +119,6 @@ def _check_no_secrets(cfg: Any, prefix: str = "") -> None:
 
 
 def _flatten(tree: Any) -> dict[str, np.ndarray]:
-
-
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {f"leaf{i:05d}": fetch(leaf) for i, (_, leaf) in enumerate(leaves)}
 
@@ -200,7 +199,6 @@ class RunDir:
         if run.is_writer:
             path.mkdir(parents=True, exist_ok=True)
             (path / "checkpoints").mkdir(exist_ok=True)
-
             record = {"command": command, "config": cfg, "seed": cfg.get("seed"),
                       "versions": package_versions(), **describe()}
             atomic_write_text(cfg_file, json.dumps(record, indent=2, sort_keys=True))
@@ -260,7 +258,6 @@ class RunDir:
 
     def load_checkpoint(self, template: Any) -> tuple[int, Any] | None:
         """Restore the latest checkpoint into the structure of ``template``; None if there is none."""
-
         files = sorted((self.path / "checkpoints").glob("step_*.npz"))
         if not files:
             return None
@@ -375,7 +372,6 @@ def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def _is_process_zero() -> bool:
     try:
-
         return jax.process_index() == 0
     except Exception:  # pragma: no cover - jax not initialised
         return True
