@@ -45,7 +45,7 @@ def _vmc_setup(cfg):
     from vmc import train
 
     train.enable_x64()
-    cfg = train._merge(train.DEFAULTS, cfg)
+    cfg = train.make_config(cfg)
     b = train.build(cfg)
     k_init, k_walk = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
     p = b.wf.init(k_init)

@@ -4,8 +4,8 @@
     python benchmarks/vqe.py --quick    # H2 (ladder, compact) and LiH (2,3)
 
 For each molecule (PySCF STO-3G, Jordan-Wigner) the UCCSD circuit of :mod:`qsim.chem.vqe` is exported
-unchanged to PennyLane (:func:`qsim.interop.convert.to_pennylane_ops`, Hamiltonian through
-:func:`qsim.interop.convert.to_pennylane_hamiltonian`) and one energy + full gradient is timed on
+unchanged to PennyLane (:func:`qsim.interop.to_pennylane_ops`, Hamiltonian through
+:func:`qsim.interop.to_pennylane_hamiltonian`) and one energy + full gradient is timed on
 
 - qsim: ``vqe.energy_and_grad`` (jitted ``jax.value_and_grad`` of the statevector energy);
 - PennyLane ``default.qubit``, ``diff_method="backprop"``, JAX interface, under ``jax.jit``;

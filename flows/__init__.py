@@ -13,12 +13,12 @@ The modules, in the order one ``qsim flow`` run uses them:
 - ``flows.cli``: the ``qsim flow`` command (``run_flow``).
 
 Everything in :data:`__all__` is importable from ``flows`` and loaded on first use (``import flows``
-itself imports no JAX or Flax).
+itself loads none of its modules, Flax or optax).
 """
 
 from __future__ import annotations
 
-import importlib
+from qsim.infra.lazy import lazy_exports
 
 _MODULES = ("circuits", "cli", "estimate", "evolve", "grid", "hamiltonian", "learn", "metrics", "targets")
 
@@ -42,19 +42,4 @@ _NAMES = {  # public name -> the module that defines it (``flows.evolve`` is the
     "run_flow": "flows.cli", "DEFAULTS": "flows.cli",
 }
 
-__all__ = sorted(_MODULES) + sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        value = importlib.import_module(f"flows.{name}")
-    elif name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-    else:
-        raise AttributeError(f"module 'flows' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES, _NAMES)

@@ -15,8 +15,8 @@ A step of the 4- or 8-step formula is a sequence of ``e^{i a K}`` and ``e^{i b V
   for a fixed network) with phase kickback; :func:`step_gate_counts` counts it as oracle calls.
 
 :func:`mottonen_counts` gives generic amplitude loading's cost (2^{q+2} - 5 RZ, 2^{q+2} - 4q - 4
-CNOT for q qubits) for comparison. Export with the shared converters (``qsim.interop.convert.to_qiskit``,
-``qsim.interop.convert.to_pennylane_ops``) or run on ``qsim.get_backend("qiskit:aer")``.
+CNOT for q qubits) for comparison. Export with the shared converters (``qsim.interop.to_qiskit``,
+``qsim.interop.to_pennylane_ops``) or run on ``qsim.get_backend("qiskit:aer")``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The modules, in the order one training uses them:
 - ``vmc.networks``: FermiNet and Slater-Jastrow wavefunctions;
 - ``vmc.hamiltonian``: the local energy (folx or jvp Laplacians);
 - ``vmc.objectives``: Fisher-Rao QVMC, Wasserstein QMC, their joint objective;
-- ``vmc.optimizers``: SR, SINGD, KFAC, Adam, LAMB, SGD behind one interface;
+- ``vmc.optimizers``: SR, SINGD, Adam, LAMB, SGD behind one interface;
 - ``vmc.pretrain``: Hartree-Fock pretraining of the orbitals;
 - ``vmc.config``: the configuration (:data:`DEFAULTS`), its checks and the precision modes;
 - ``vmc.step``: one jitted step (MCMC, objective, update, NaN rollback) and the final evaluation;
@@ -14,12 +14,12 @@ The modules, in the order one training uses them:
 - ``vmc.stats``: blocking error bars; ``vmc.cli``: the ``qsim vmc`` command.
 
 Everything in :data:`__all__` is importable from ``vmc`` and loaded on first use (``import vmc`` itself
-imports no JAX). The training function is ``vmc.train.train`` (``vmc.train`` is the module).
+loads none of vmc's modules, Flax or folx). The training function is ``vmc.train.train`` (``vmc.train`` is the module).
 """
 
 from __future__ import annotations
 
-import importlib
+from qsim.infra.lazy import lazy_exports
 
 _MODULES = ("cli", "config", "hamiltonian", "networks", "objectives", "optimizers", "pretrain", "stats",
             "step", "systems", "train")
@@ -35,19 +35,4 @@ _NAMES = {  # public name -> the module that defines it
     "blocking_stderr": "vmc.stats", "mean_and_stderr": "vmc.stats",
 }
 
-__all__ = sorted(_MODULES) + sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        value = importlib.import_module(f"vmc.{name}")
-    elif name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-    else:
-        raise AttributeError(f"module 'vmc' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES, _NAMES)

@@ -35,7 +35,6 @@ from qsim.infra import meshes as distributed
 from qsim.infra.driver import NonFiniteError, interruptible, resume, run_loop
 from qsim.infra.plots import plot_runs
 from qsim.infra.runs import open_run
-from qsim.infra.validation import merge
 from vmc import objectives as objectives_mod
 from vmc import optimizers as optimizers_mod
 from vmc import stats
@@ -52,7 +51,6 @@ __all__ = ["DEFAULTS", "PRECISIONS", "Precision", "TrainState", "Built", "train"
            "make_train_step", "make_mcmc", "evaluate"]
 
 NanError = NonFiniteError  # vmc's old name for the driver's NaN-guard error
-_merge = merge  # old private name (benchmarks/scaling.py): merge(DEFAULTS, config)
 
 _NAN_HINT = "Lower the learning rate (optim.learning_rate), raise optim.damping, or resume from the last checkpoint."
 

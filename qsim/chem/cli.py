@@ -21,7 +21,6 @@ from qsim.chem import vqe
 from qsim.chem.hamiltonians import molecular_hamiltonian
 from qsim.chem.nqs import run_nqs
 from qsim.infra.cli import add_common_arguments, resolve_config
-from qsim.infra.driver import NonFiniteError
 from qsim.infra.runs import open_run
 from qsim.infra.validation import one_of, positive_int
 from qsim.molecules import get_molecule
@@ -86,11 +85,7 @@ def run(args) -> int:
     jax.config.update("jax_enable_x64", True)
     cfg = resolve_config(DEFAULTS, args, cli_keys=["system", "basis", "active", "mapping", "ansatz", "backend",
                                                    "shots", "optimizer", "learning_rate", "steps", "qng"])
-    try:
-        s = solve(cfg, args.out, progress=not args.no_progress)
-    except NonFiniteError as e:
-        print(f"qsim vqe: {e}", file=sys.stderr)
-        return 1
+    s = solve(cfg, args.out, progress=not args.no_progress)
     err = "" if s.get("error_mha") is None else f" ({s['error_mha']:.4f} mHa above FCI)"
     print(f"vqe {s['system']} {s['ansatz']}: E = {s['energy']:.10f} Ha{err}"
           + (f" -> {args.out}" if args.out else ""))

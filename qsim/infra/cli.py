@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import os
 
 from qsim.infra import meshes as distributed
-from qsim.infra.driver import interruptible
+from qsim.infra.driver import NonFiniteError, interruptible
 from qsim.infra.meshes import add_arguments as add_device_arguments
 from qsim.infra.validation import merge
 
@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"qsim {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteError as e:  # the driver's NaN guard stopped the training; the run dir says "failed"
+        print(f"qsim {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"qsim {args.command}: interrupted; the run directory keeps the last checkpoint",
               file=sys.stderr)

@@ -66,7 +66,7 @@ one Dense applied to every electron) the KFAC-expand convention is used: ``U = s
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
