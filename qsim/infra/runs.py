@@ -279,9 +279,11 @@ class RunDir:
         return self._prior_wall + time.perf_counter() - self._t0
 
     def write_summary(self, status: str = "completed", steps: int | None = None, **extra: Any) -> dict:
+        """Write summary.json; an explicit ``steps`` is kept for later writes (the one on exit too)."""
         self._summary_extra.update(extra)
-        summary = {"command": self.command, "status": status,
-                   "steps": self._steps if steps is None else int(steps),
+        if steps is not None:
+            self._summary_extra["steps"] = int(steps)
+        summary = {"command": self.command, "status": status, "steps": self._steps,
                    "wall_time_s": round(self.wall_time_s, 3), **self._summary_extra}
         summary = to_jsonable(summary)
         if self.is_writer:
@@ -341,8 +343,10 @@ class NullRun:
     def write_summary(self, status: str = "completed", steps: int | None = None, **extra: Any) -> dict:
         """The summary a :class:`RunDir` would write, returned only (so results have one shape)."""
         self._summary.update(extra)
+        if steps is not None:
+            self._summary["steps"] = int(steps)
         head = {"command": self.command} if self.command is not None else {}
-        return to_jsonable({**head, "status": status, "steps": self._steps if steps is None else int(steps),
+        return to_jsonable({**head, "status": status, "steps": self._steps,
                             "wall_time_s": round(time.perf_counter() - self._t0, 3), **self._summary})
 
 

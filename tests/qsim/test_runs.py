@@ -161,3 +161,17 @@ def test_null_run_summary_has_the_run_directory_shape(tmp_path):
         b = run.write_summary(energy=np.float64(-1.5), bad=float("nan"))
     assert set(a) == set(b) and b["command"] == "demo" and b["steps"] == 1
     assert b["energy"] == -1.5 and type(b["energy"]) is float and b["bad"] is None  # JSON-ready, as written
+
+
+def test_explicit_steps_survive_the_write_on_exit(tmp_path):
+    """A command that says how many steps it ran keeps that count when the block's exit rewrites the summary."""
+    from qsim.infra.runs import RunDir
+
+    with RunDir.open(tmp_path / "r", command="x", config={"seed": 0}) as run:
+        run.log_metrics(0, a=1.0)
+        run.log_metrics(1, a=2.0)
+        run.write_summary("completed", steps=7)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 7
+    with RunDir.open(tmp_path / "s", command="x", config={"seed": 0}) as run:
+        run.log_metrics(0, a=1.0)
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["steps"] == 1
