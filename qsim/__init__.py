@@ -6,7 +6,7 @@
 
 The core lives in rooms (docs/architecture.md): ``qsim.circuits`` (circuit, gate table, Pauli
 operators, templates), ``qsim.simulator`` (simulate/probs/expval/sample, compile, engines, the sharded
-state), ``qsim.interop`` (Qiskit, PennyLane, OpenFermion, NetKet, QASM, Cirq), ``qsim.backends``,
+state), ``qsim.interop`` (Qiskit, PennyLane, OpenFermion, NetKet), ``qsim.backends``,
 ``qsim.gradients``, ``qsim.samplers``, ``qsim.optim``, ``qsim.infra`` (settings, validation, runs,
 driver loop, meshes, plots, CLI) and the chemistry application ``qsim.chem``. Sub-packages are imported
 on first use, so ``import qsim`` stays light and never switches on float64.
