@@ -21,7 +21,7 @@ import scipy.sparse.linalg as sla
 
 from qsim.infra import validation
 
-__all__ = ["PauliSum", "X", "Y", "Z", "I", "pauli_string"]
+__all__ = ["PauliSum", "X", "Y", "Z", "I", "pauli_string", "pauli_masks"]
 
 PauliString = tuple[tuple[int, str], ...]
 
@@ -192,7 +192,7 @@ class PauliSum:
         idx = np.arange(dim, dtype=np.int64)
         rows, cols, vals = [], [], []
         for s, c in self._terms.items():
-            xmask, zmask, ny = _masks(s, n)
+            xmask, zmask, ny = pauli_masks(s, n)
             col = idx ^ xmask
             # (P)_{row, col}: P|col> = i^ny (-1)^{popcount(col & z)} |col ^ x>
             sign = 1 - 2 * (_popcount(col & zmask) & 1)
@@ -228,7 +228,7 @@ def _popcount(a: np.ndarray) -> np.ndarray:
     return c
 
 
-def _masks(s: PauliString, n: int) -> tuple[int, int, int]:
+def pauli_masks(s: PauliString, n: int) -> tuple[int, int, int]:
     """x-mask, z-mask (as integers over the basis index, wire 0 = bit n-1) and the number of Y's."""
     x = z = ny = 0
     for w, p in s:

@@ -9,8 +9,8 @@ variable                   field            meaning
 ========================== ================ =========================================================
 QSIM_MAX_STATE_BYTES       max_state_bytes  bytes one state/grid array may take (default: half of RAM)
 QSIM_CACHE_DIR             cache_dir        per-user cache: native kernels, JAX compilation cache,
-                                            landscapes (default ~/.cache/qsim; ``QSIM_CACHE`` is
-                                            the old name, still read)
+                                            landscapes (default $XDG_CACHE_HOME/qsim, else
+                                            ~/.cache/qsim; ``QSIM_CACHE`` is the old name)
 QSIM_NATIVE                native           ``0`` switches the C++ statevector kernels off
 QSIM_SV_ENGINE             sv_engine        ``auto`` | ``scan`` | ``gemm`` | ``native``
 QSIM_SV_ADJOINT            sv_adjoint       ``auto`` | ``1`` | ``0``: adjoint-mode gradients
@@ -87,7 +87,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         cache = env.get("QSIM_CACHE_DIR") or env.get("QSIM_CACHE") or os.path.join(
-            os.path.expanduser("~"), ".cache", "qsim")
+            env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "qsim")
         return cls(
             max_state_bytes=_int(env, "QSIM_MAX_STATE_BYTES", _physical_half()),
             cache_dir=Path(cache),

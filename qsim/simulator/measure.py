@@ -13,7 +13,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from jax import lax
 
-from qsim.circuits.operators import PauliSum, _masks
+from qsim.circuits.operators import PauliSum, pauli_masks
 from qsim.infra import validation
 
 __all__ = ["state_probs", "state_expval"]
@@ -54,7 +54,7 @@ def state_expval(state, observable: PauliSum, n_wires: int | None = None):
     psi = state.reshape((2,) * n)
     groups: dict[int, list] = {}
     for c, s in observable:
-        x, z, ny = _masks(s, n)
+        x, z, ny = pauli_masks(s, n)
         groups.setdefault(x, []).append((c * (1j ** ny), z))
     total = 0.0
     for x, terms in groups.items():

@@ -48,7 +48,7 @@ from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
 
 from qsim.circuits.circuit import Circuit, Op
-from qsim.circuits.operators import PauliSum, _masks
+from qsim.circuits.operators import PauliSum, pauli_masks
 from qsim.infra.cache import structural_cache
 from qsim.simulator.inputs import check_params, check_state_memory, complex_dtype
 from qsim.simulator.measure import state_expval
@@ -335,5 +335,5 @@ def expval(circuit: Circuit, params, observable: PauliSum, *, mesh=None, n_devic
     qmesh = qubit_mesh(mesh, n_devices)
     if _n_global(qmesh) == 0:
         return state_expval(psi, observable)
-    terms = tuple((complex(c), *_masks(s, n)) for c, s in observable)
+    terms = tuple((complex(c), *pauli_masks(s, n)) for c, s in observable)
     return _expval_fn(terms, n, qmesh)(psi)
