@@ -131,12 +131,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="12 and 16 qubits, 20 vmc steps, one round")
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="statevector widths (default 12 20)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed calls per process (default 5)")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "qsim_compare"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compare_commits.json"))
     args = ap.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
-    params = {"SIZES": [12, 16] if args.quick else [12, 20], "REPEATS": 3 if args.quick else 5,
-              "STEPS": 20 if args.quick else 40}
+    params = {"SIZES": args.sizes or ([12, 16] if args.quick else [12, 20]),
+              "REPEATS": args.repeats or (3 if args.quick else 5), "STEPS": 20 if args.quick else 40}
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     revs = dict([worktree(args.old, workdir), worktree(args.new, workdir)])
